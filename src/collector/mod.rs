@@ -1,0 +1,350 @@
+//! Collection: for every target, fetch the recent pages, count what is new
+//! exactly once, and record how the collection went.
+//!
+//! Each target has its own state behind an async mutex. A scrape that finds
+//! a collection of the target in flight waits for it and then reuses its
+//! result (it falls within `collect.min_interval` of the attempt), so
+//! concurrent scrapes share one collection. Targets are collected
+//! concurrently, at most `collect.concurrency` at a time.
+
+pub mod activities;
+pub mod message_history;
+pub mod seen;
+pub mod state_file;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use tokio::sync::Mutex;
+
+use crate::config::{CollectorKind, LoadedConfig, TargetSpec};
+use crate::error::GraphError;
+use crate::graph::GraphClient;
+use crate::graph::paging::End;
+use crate::metrics::{InvalidRecordLabels, Metrics, ResultLabels, TargetLabels};
+use seen::SeenEvents;
+use state_file::{StateFile, TargetRecord};
+
+/// Settings of `collect:` in the form the collectors use.
+#[derive(Debug, Clone)]
+pub struct CollectSettings {
+    /// `limit=`.
+    pub page_size: u32,
+    /// Pages per collection.
+    pub max_pages: u32,
+    /// Counting window.
+    pub lookback: Duration,
+    /// Reuse window.
+    pub min_interval: Duration,
+    /// Parallel collections.
+    pub concurrency: usize,
+    /// Failure values of `webhook_update_state`.
+    pub webhook_failure_states: HashSet<String>,
+    /// Distinct `error` labels per phone number.
+    pub max_error_labels: usize,
+}
+
+/// What one page scan found.
+#[derive(Debug)]
+pub struct Scan<'p, T> {
+    /// Records or events not seen before (now remembered).
+    pub new: Vec<&'p T>,
+    /// Reasons of records skipped as invalid.
+    pub invalid: Vec<&'static str>,
+    /// Newest event time on the page.
+    pub newest: Option<i64>,
+    /// The scan should not go further back.
+    pub stop: bool,
+}
+
+impl<T> Default for Scan<'_, T> {
+    fn default() -> Self {
+        Scan {
+            new: Vec::new(),
+            invalid: Vec::new(),
+            newest: None,
+            stop: false,
+        }
+    }
+}
+
+/// Mutable state of one target.
+#[derive(Debug, Default)]
+pub struct TargetState {
+    /// Events already counted (or marked by the baseline).
+    pub seen: SeenEvents,
+    /// The first successful collection has been made (or restored from the state file).
+    pub baseline_done: bool,
+    /// Start of the last collection attempt.
+    pub last_attempt: Option<Instant>,
+    /// Newest event time seen.
+    pub last_event: Option<i64>,
+    /// `error` label values in use for this phone number.
+    pub error_labels: HashSet<String>,
+    /// `error_code` of the failure in progress, for one log line per failure state.
+    pub failing: Option<String>,
+    /// Changed since the state file was last written.
+    pub dirty: bool,
+}
+
+impl TargetState {
+    /// Takes in the side results of a page scan.
+    fn absorb<T>(&mut self, scan: &Scan<'_, T>, m: &Metrics, target: &Target) {
+        if !scan.new.is_empty() {
+            self.dirty = true;
+        }
+        if scan.newest.is_some() {
+            self.last_event = self.last_event.max(scan.newest);
+        }
+        for reason in &scan.invalid {
+            m.invalid_records
+                .get_or_create(&InvalidRecordLabels {
+                    collector: target.labels.collector.clone(),
+                    target: target.labels.target.clone(),
+                    reason: (*reason).to_string(),
+                })
+                .inc();
+        }
+    }
+}
+
+/// One configured target and its state.
+#[derive(Debug)]
+pub struct Target {
+    /// What to collect.
+    pub spec: TargetSpec,
+    /// `{collector, target}` labels.
+    pub labels: TargetLabels,
+    /// Seen-state and bookkeeping.
+    pub state: Mutex<TargetState>,
+}
+
+/// All targets, the client and the metrics they feed.
+pub struct Collectors {
+    targets: Vec<Arc<Target>>,
+    client: GraphClient,
+    metrics: Metrics,
+    settings: CollectSettings,
+    state_file: Option<PathBuf>,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Collectors {
+    /// Builds the targets of a configuration, restoring seen-state from the state file if any.
+    pub fn new(loaded: &LoadedConfig, client: GraphClient, metrics: Metrics) -> Self {
+        let c = &loaded.config.collect;
+        let settings = CollectSettings {
+            page_size: c.page_size,
+            max_pages: c.max_pages,
+            lookback: c.lookback,
+            min_interval: c.min_interval,
+            concurrency: c.concurrency,
+            webhook_failure_states: c.webhook_failure_states.iter().cloned().collect(),
+            max_error_labels: c.max_error_labels,
+        };
+        let state_file = loaded.config.state_file.clone();
+        let mut restored = state_file
+            .as_deref()
+            .map(|p| match state_file::load(p) {
+                Ok(f) => f,
+                Err(e) => {
+                    let aside = state_file::set_aside(p);
+                    tracing::error!(
+                        error = %e,
+                        set_aside = ?aside.ok(),
+                        "state file unusable; starting with a baseline for every target"
+                    );
+                    StateFile::default()
+                }
+            })
+            .unwrap_or_default();
+        let edge = unix_now() - settings.lookback.as_secs() as i64;
+        let targets = loaded
+            .targets
+            .iter()
+            .map(|spec| {
+                let collector = spec.collector.as_str();
+                metrics.init_target(collector, &spec.id);
+                let mut state = TargetState::default();
+                if let Some(rec) = restored
+                    .targets
+                    .remove(&state_file::target_key(collector, &spec.id))
+                {
+                    state.seen = SeenEvents::from_entries(rec.seen);
+                    state.seen.prune(edge);
+                    state.last_event = rec.last_event_timestamp;
+                    state.baseline_done = true;
+                }
+                let labels = TargetLabels {
+                    collector: collector.to_string(),
+                    target: spec.id.clone(),
+                };
+                if let Some(t) = state.last_event {
+                    metrics.last_event.get_or_create(&labels).set(t as f64);
+                }
+                Arc::new(Target {
+                    spec: spec.clone(),
+                    labels,
+                    state: Mutex::new(state),
+                })
+            })
+            .collect();
+        Collectors {
+            targets,
+            client,
+            metrics,
+            settings,
+            state_file,
+        }
+    }
+
+    /// The configured targets.
+    pub fn targets(&self) -> &[Arc<Target>] {
+        &self.targets
+    }
+
+    /// Collects every target that is due, then writes the state file if anything changed.
+    pub async fn collect_all(&self) {
+        let changed = futures_util::stream::iter(self.targets.clone())
+            .map(|t| async move { self.collect_target(&t).await })
+            .buffer_unordered(self.settings.concurrency)
+            .fold(false, |acc, dirty| async move { acc | dirty })
+            .await;
+        if changed {
+            self.save_state().await;
+        }
+    }
+
+    /// Collects one target unless within `min_interval` of its last attempt.
+    /// Returns whether its state changed.
+    async fn collect_target(&self, target: &Target) -> bool {
+        let mut st = target.state.lock().await;
+        let started = Instant::now();
+        if let Some(last) = st.last_attempt
+            && started.duration_since(last) < self.settings.min_interval
+        {
+            return false;
+        }
+        st.last_attempt = Some(started);
+        let edge = unix_now() - self.settings.lookback.as_secs() as i64;
+        if st.seen.prune(edge) > 0 {
+            st.dirty = true;
+        }
+        let (pages, result) = match target.spec.collector {
+            CollectorKind::Activities => activities::collect(self, target, &mut st, edge).await,
+            CollectorKind::MessageHistory => {
+                message_history::collect(self, target, &mut st, edge).await
+            }
+        };
+        let m = &self.metrics;
+        let l = &target.labels;
+        m.scrape_duration
+            .get_or_create(l)
+            .set(started.elapsed().as_secs_f64());
+        m.pages.get_or_create(l).inc_by(u64::from(pages));
+        m.seen_events.get_or_create(l).set(st.seen.len() as i64);
+        if let Some(t) = st.last_event {
+            m.last_event.get_or_create(l).set(t as f64);
+        }
+        match result {
+            Ok(end) => {
+                m.up.get_or_create(l).set(1);
+                m.last_success.get_or_create(l).set(unix_now_f64());
+                if end == End::MaxPages {
+                    m.truncated.get_or_create(l).inc();
+                }
+                if !st.baseline_done {
+                    st.baseline_done = true;
+                    st.dirty = true;
+                    tracing::info!(
+                        collector = %l.collector,
+                        target = %l.target,
+                        remembered = st.seen.len(),
+                        "baseline established; counting new events from now on"
+                    );
+                }
+                if let Some(code) = st.failing.take() {
+                    tracing::info!(collector = %l.collector, target = %l.target, error_code = %code, "collection recovered");
+                }
+            }
+            Err(e) => {
+                m.up.get_or_create(l).set(0);
+                self.report_failure(target, &mut st, &e);
+            }
+        }
+        st.dirty
+    }
+
+    fn report_failure(&self, target: &Target, st: &mut TargetState, e: &GraphError) {
+        let code = e.kind();
+        if st.failing.as_deref() != Some(code.as_str()) {
+            tracing::warn!(
+                collector = %target.labels.collector,
+                target = %target.labels.target,
+                error_code = %code,
+                error = %e,
+                hint = e.hint(),
+                "collection failing"
+            );
+            st.failing = Some(code);
+        }
+    }
+
+    /// Writes the state file (if configured) with every target whose baseline is done.
+    pub async fn save_state(&self) {
+        let Some(path) = self.state_file.clone() else {
+            return;
+        };
+        let mut file = StateFile {
+            version: state_file::VERSION,
+            ..Default::default()
+        };
+        for t in &self.targets {
+            let mut st = t.state.lock().await;
+            if !st.baseline_done {
+                continue;
+            }
+            st.dirty = false;
+            file.targets.insert(
+                state_file::target_key(&t.labels.collector, &t.labels.target),
+                TargetRecord {
+                    last_event_timestamp: st.last_event,
+                    seen: st.seen.entries().collect(),
+                },
+            );
+        }
+        let result = tokio::task::spawn_blocking(move || state_file::save(&path, &file))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+        let label = match &result {
+            Ok(()) => "success",
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write the state file");
+                "failure"
+            }
+        };
+        self.metrics
+            .state_writes
+            .get_or_create(&ResultLabels {
+                result: label.into(),
+            })
+            .inc();
+    }
+}
+
+fn unix_now_f64() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,230 @@
+//! One `reqwest::Client` for the process, talking to the configured base URL.
+//!
+//! Every request: token in `Authorization: Bearer` only, a per-request
+//! timeout that covers the body, a cap on the body size, and the request
+//! metrics (`whatsapp_graph_api_*`). Anything taken from a response body is
+//! redacted of the token before it becomes an error message.
+
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+use crate::config::{CollectorKind, GraphApiConfig};
+use crate::error::GraphError;
+use crate::graph::model::{ErrorBody, Page};
+use crate::metrics::{ApiErrorLabels, EndpointLabels, Metrics, RequestLabels};
+use crate::secret::AccessToken;
+
+/// Shared Graph API client.
+#[derive(Clone)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    base: String,
+    version: String,
+    timeout: Duration,
+    max_bytes: usize,
+    metrics: Metrics,
+}
+
+/// One page request.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest<'a> {
+    /// Which edge.
+    pub endpoint: CollectorKind,
+    /// WABA id or phone number id.
+    pub id: &'a str,
+    /// Token for this target.
+    pub token: &'a AccessToken,
+    /// `fields=` value.
+    pub fields: &'a str,
+    /// `limit=` value.
+    pub limit: u32,
+    /// `after=` cursor of the previous page.
+    pub after: Option<&'a str>,
+}
+
+impl GraphClient {
+    /// Builds the client from the `graph_api` section.
+    pub fn new(cfg: &GraphApiConfig, metrics: Metrics) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("whatsapp-exporter/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(cfg.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(GraphClient {
+            http,
+            base: cfg.base_url.trim_end_matches('/').to_string(),
+            version: cfg.version.clone(),
+            timeout: cfg.request_timeout,
+            max_bytes: cfg.max_response_bytes,
+            metrics,
+        })
+    }
+
+    /// Fetches and decodes one page, recording the request metrics.
+    pub async fn get_page<T: DeserializeOwned>(
+        &self,
+        req: PageRequest<'_>,
+    ) -> Result<Page<T>, GraphError> {
+        let endpoint = req.endpoint.as_str();
+        let start = Instant::now();
+        let result = tokio::time::timeout(self.timeout, self.fetch(req)).await;
+        let elapsed = start.elapsed();
+        self.metrics
+            .api_duration
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+        let result = match result {
+            Ok(Ok((status, body))) => decode(status, &body, req.token),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(GraphError::Timeout(self.timeout)),
+        };
+        if let Err(e) = &result {
+            self.metrics
+                .api_errors
+                .get_or_create(&ApiErrorLabels {
+                    endpoint: endpoint.to_string(),
+                    error_code: e.kind(),
+                })
+                .inc();
+        }
+        tracing::debug!(
+            endpoint,
+            target = req.id,
+            duration_ms = elapsed.as_millis() as u64,
+            error = result.as_ref().err().map(|e| e.kind()),
+            "graph api request"
+        );
+        result
+    }
+
+    /// Sends the request and reads the body up to the cap.
+    async fn fetch(&self, req: PageRequest<'_>) -> Result<(u16, Vec<u8>), GraphError> {
+        let url = format!(
+            "{}/{}/{}/{}",
+            self.base,
+            self.version,
+            req.id,
+            req.endpoint.as_str()
+        );
+        let limit = req.limit.to_string();
+        let mut query: Vec<(&str, &str)> = vec![("fields", req.fields), ("limit", &limit)];
+        if let Some(after) = req.after {
+            query.push(("after", after));
+        }
+        let mut resp = self
+            .http
+            .get(&url)
+            .bearer_auth(req.token.expose())
+            .query(&query)
+            .send()
+            .await
+            .map_err(|e| transport_error(e, req.token, self.timeout))?;
+        let status = resp.status().as_u16();
+        self.metrics
+            .api_requests
+            .get_or_create(&RequestLabels {
+                endpoint: req.endpoint.as_str().to_string(),
+                status_code: status.to_string(),
+            })
+            .inc();
+        if resp
+            .content_length()
+            .is_some_and(|n| n > self.max_bytes as u64)
+        {
+            return Err(GraphError::TooLarge(self.max_bytes));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| transport_error(e, req.token, self.timeout))?
+        {
+            if body.len() + chunk.len() > self.max_bytes {
+                return Err(GraphError::TooLarge(self.max_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, body))
+    }
+}
+
+fn transport_error(e: reqwest::Error, token: &AccessToken, timeout: Duration) -> GraphError {
+    if e.is_timeout() {
+        return GraphError::Timeout(timeout);
+    }
+    let e = e.without_url();
+    // The source chain says why (connection refused, reset, ...).
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    GraphError::Network(token.redact(&msg))
+}
+
+/// Turns a complete response into a page or an error.
+fn decode<T: DeserializeOwned>(
+    status: u16,
+    body: &[u8],
+    token: &AccessToken,
+) -> Result<Page<T>, GraphError> {
+    if (200..300).contains(&status) {
+        return serde_json::from_slice::<Page<T>>(body).map_err(|e| {
+            match serde_json::from_slice::<ErrorBody>(body) {
+                Ok(err) => api_error(status, err, token),
+                Err(_) => GraphError::Decode(token.redact(&e.to_string())),
+            }
+        });
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(err) => Err(api_error(status, err, token)),
+        Err(_) => Err(GraphError::Http { status }),
+    }
+}
+
+fn api_error(status: u16, body: ErrorBody, token: &AccessToken) -> GraphError {
+    let e = body.error;
+    GraphError::Api {
+        status,
+        code: e.code,
+        subcode: e.error_subcode,
+        message: token.redact(&e.message),
+        is_transient: e.is_transient.unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::model::Activity;
+
+    fn tok() -> AccessToken {
+        AccessToken::new("SECRET-TOKEN")
+    }
+
+    #[test]
+    fn decode_classifies_bodies() {
+        let ok = decode::<Activity>(200, br#"{"data":[]}"#, &tok()).unwrap();
+        assert!(ok.data.is_empty());
+        let e = decode::<Activity>(
+            401,
+            br#"{"error":{"message":"Invalid OAuth access token SECRET-TOKEN","type":"OAuthException","code":190}}"#,
+            &tok(),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), "190");
+        assert!(!e.to_string().contains("SECRET-TOKEN"), "{e}");
+        let e = decode::<Activity>(502, b"<html>bad gateway</html>", &tok()).unwrap_err();
+        assert_eq!(e.kind(), "http_502");
+        let e = decode::<Activity>(200, br#"{"data":"SECRET-TOKEN"}"#, &tok()).unwrap_err();
+        assert_eq!(e.kind(), "decode");
+        assert!(!e.to_string().contains("SECRET-TOKEN"), "{e}");
+        let e = decode::<Activity>(200, br#"{"data":[{"id":"1"#, &tok()).unwrap_err();
+        assert_eq!(e.kind(), "decode");
+    }
+}

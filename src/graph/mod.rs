@@ -1,0 +1,7 @@
+//! The Graph API side: one HTTP client, the response types, and pagination.
+
+pub mod client;
+pub mod model;
+pub mod paging;
+
+pub use client::{GraphClient, PageRequest};

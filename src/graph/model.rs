@@ -1,0 +1,227 @@
+//! The Graph API response shapes the exporter reads.
+//!
+//! Every field is optional: a record missing a field is data to report
+//! (`unknown` label, or skipped and counted as invalid), never a panic.
+//! Unknown fields are ignored so new API versions keep working. Ids and
+//! timestamps are accepted as JSON strings or numbers.
+
+use serde::{Deserialize, Deserializer};
+
+/// One page of an edge: `{"data": [...], "paging": {...}}`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Page<T> {
+    /// The records of this page.
+    pub data: Vec<T>,
+    /// Pagination, absent on the last page.
+    #[serde(default)]
+    pub paging: Option<Paging>,
+}
+
+/// `paging` object.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct Paging {
+    /// Opaque cursors.
+    #[serde(default)]
+    pub cursors: Option<Cursors>,
+    /// URL of the next page; only its presence is used, it is never followed.
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// `paging.cursors`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct Cursors {
+    /// Cursor of the next page.
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Cursor of the previous page.
+    #[serde(default)]
+    pub before: Option<String>,
+}
+
+/// A record of `GET /{WABA-ID}/activities`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct Activity {
+    /// Record id (may be absent).
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub id: Option<String>,
+    /// E.g. `PHONE_NUMBER_ADDED`.
+    #[serde(default)]
+    pub event_type: Option<String>,
+    /// E.g. `PHONE_NUMBER`.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Unix seconds.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub timestamp: Option<i64>,
+    /// Who did it.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub actor_id: Option<String>,
+    /// The actor's business.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub actor_business_id: Option<String>,
+}
+
+/// A record of `GET /{Phone-Number-ID}/message_history`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct MessageHistory {
+    /// History entry id.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub id: Option<String>,
+    /// The WAMID.
+    #[serde(default)]
+    pub message_id: Option<String>,
+    /// Delivery-status events of the message.
+    #[serde(default)]
+    pub events: Option<EventList>,
+}
+
+/// The nested `events` edge.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct EventList {
+    /// The events.
+    #[serde(default)]
+    pub data: Vec<StatusEvent>,
+}
+
+/// One delivery-status event.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Hash)]
+pub struct StatusEvent {
+    /// Event id (the reference's `fields` list omits it; may be absent).
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub id: Option<String>,
+    /// `SENT`, `DELIVERED`, `READ`, `FAILED`, ...
+    #[serde(default)]
+    pub delivery_status: Option<String>,
+    /// Unix seconds.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub timestamp: Option<i64>,
+    /// State of Meta's webhook delivery to the business.
+    #[serde(default)]
+    pub webhook_update_state: Option<String>,
+    /// The app whose webhook got the update.
+    #[serde(default)]
+    pub application: Option<Application>,
+    /// The webhook URI (never a label).
+    #[serde(default)]
+    pub webhook_uri: Option<String>,
+    /// Why delivery failed.
+    #[serde(default)]
+    pub error_description: Option<String>,
+}
+
+/// `application` object of an event.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Hash)]
+pub struct Application {
+    /// App id.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub id: Option<String>,
+}
+
+/// A GraphAPIError body: `{"error": {...}}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorBody {
+    /// The error object.
+    pub error: ErrorObject,
+}
+
+/// `error` object.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorObject {
+    /// Human-readable message.
+    #[serde(default)]
+    pub message: String,
+    /// Numeric code.
+    pub code: i64,
+    /// Sub-code.
+    #[serde(default)]
+    pub error_subcode: Option<i64>,
+    /// Whether a retry may help.
+    #[serde(default)]
+    pub is_transient: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StrOrNum {
+    Str(String),
+    Int(i64),
+    UInt(u64),
+}
+
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<StrOrNum>::deserialize(d)?.map(|v| match v {
+        StrOrNum::Str(s) => s,
+        StrOrNum::Int(n) => n.to_string(),
+        StrOrNum::UInt(n) => n.to_string(),
+    }))
+}
+
+fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    match Option::<StrOrNum>::deserialize(d)? {
+        None => Ok(None),
+        Some(StrOrNum::Int(n)) => Ok(Some(n)),
+        Some(StrOrNum::UInt(n)) => i64::try_from(n)
+            .map(Some)
+            .map_err(|_| D::Error::custom("timestamp out of range")),
+        Some(StrOrNum::Str(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| D::Error::custom("timestamp is not an integer")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The "message_history_with_events" example of the reference page, verbatim.
+    const MH_FIXTURE: &str = include_str!("../../tests/fixtures/message_history_reference.json");
+    /// The "recent_activities" example of the reference page, verbatim.
+    const ACT_FIXTURE: &str = include_str!("../../tests/fixtures/activities_reference.json");
+
+    #[test]
+    fn decodes_reference_message_history() {
+        let p: Page<MessageHistory> = serde_json::from_str(MH_FIXTURE).unwrap();
+        assert_eq!(p.data.len(), 2);
+        let ev = &p.data[0].events.as_ref().unwrap().data;
+        assert_eq!(ev[0].id.as_deref(), Some("2345678901234567"));
+        assert_eq!(ev[0].delivery_status.as_deref(), Some("SENT"));
+        assert_eq!(ev[0].timestamp, Some(1640995200));
+        assert_eq!(ev[0].webhook_update_state.as_deref(), Some("DELIVERED"));
+        assert_eq!(
+            ev[0].application.as_ref().unwrap().id.as_deref(),
+            Some("9876543210987654")
+        );
+        let paging = p.paging.unwrap();
+        assert_eq!(
+            paging.cursors.unwrap().after.as_deref(),
+            Some("MTAxNTExOTQ1MjAwNzI5NDE=")
+        );
+        assert!(paging.next.is_some());
+    }
+
+    #[test]
+    fn decodes_reference_activities() {
+        let p: Page<Activity> = serde_json::from_str(ACT_FIXTURE).unwrap();
+        assert_eq!(p.data.len(), 2);
+        assert_eq!(p.data[0].event_type.as_deref(), Some("PHONE_NUMBER_ADDED"));
+        assert_eq!(p.data[1].category.as_deref(), Some("USER"));
+        assert_eq!(p.data[1].timestamp, Some(1697374200));
+        // The reference example has cursors but no `next`: that is the last page.
+        assert!(p.paging.unwrap().next.is_none());
+    }
+
+    #[test]
+    fn lenient_numbers_and_strict_types() {
+        let e: StatusEvent =
+            serde_json::from_str(r#"{"id": 12, "timestamp": "1700000000"}"#).unwrap();
+        assert_eq!(e.id.as_deref(), Some("12"));
+        assert_eq!(e.timestamp, Some(1_700_000_000));
+        assert!(serde_json::from_str::<StatusEvent>(r#"{"timestamp": "soon"}"#).is_err());
+        assert!(serde_json::from_str::<Page<Activity>>(r#"{"data": {}}"#).is_err());
+        assert!(serde_json::from_str::<Page<Activity>>(r#"{"paging": {}}"#).is_err());
+    }
+}

@@ -1,0 +1,32 @@
+//! whatsapp-exporter: a Prometheus exporter for the WhatsApp Business Platform.
+//!
+//! Each scrape of `/metrics` collects the recent pages of
+//! `GET /{WABA-ID}/activities` and `GET /{Phone-Number-ID}/message_history`
+//! for every configured target, counts each event exactly once, and serves
+//! the counters in the OpenMetrics or classic Prometheus text format.
+//!
+//! # Layout
+//! - [`config`]: the YAML file, defaults, validation reporting every problem, token files.
+//! - [`secret`]: the access token newtype that never prints.
+//! - [`error`]: `GraphError`, whose `kind()` is the `error_code` label.
+//! - [`graph`]: the one HTTP client (`client`), response types (`model`), cursor pagination (`paging`).
+//! - [`collector`]: per-target state and coalescing (`mod`), the two collectors
+//!   (`activities`, `message_history`), dedupe (`seen`), persistence (`state_file`).
+//! - [`metrics`]: metric families and registration (`mod`), exposition in both formats (`encode`).
+//! - [`server`]: `AppState`, `router(state)`, `run(listener, state, shutdown)`.
+//! - [`telemetry`]: logging setup.
+//! - [`sim`]: the Graph API simulator used by the tests and `--demo` (`demo`).
+//!
+//! Data flows one way: Graph API -> pages -> events -> dedupe -> counters -> exposition.
+
+#![forbid(unsafe_code)]
+
+pub mod collector;
+pub mod config;
+pub mod error;
+pub mod graph;
+pub mod metrics;
+pub mod secret;
+pub mod server;
+pub mod sim;
+pub mod telemetry;

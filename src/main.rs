@@ -1,0 +1,165 @@
+//! Command line: flags -> config -> logging -> server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+
+use whatsapp_exporter::config::{Config, LoadedConfig, TOKEN_ENV};
+use whatsapp_exporter::server::{self, AppState, REVISION, VERSION};
+use whatsapp_exporter::sim;
+use whatsapp_exporter::telemetry::{self, LogFormat};
+
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("WHATSAPP_EXPORTER_REVISION"),
+    ")"
+);
+
+/// Prometheus exporter for the WhatsApp Business Platform (Meta Graph API).
+#[derive(Debug, Parser)]
+#[command(name = "whatsapp-exporter", version = LONG_VERSION)]
+struct Flags {
+    /// Path to the YAML configuration file.
+    #[arg(long = "config.file", value_name = "PATH")]
+    config_file: Option<PathBuf>,
+    /// Validate the configuration, print every problem, and exit (0 if valid).
+    #[arg(long = "config.check")]
+    config_check: bool,
+    /// Address to listen on (":9917" means every interface).
+    #[arg(long = "web.listen-address", default_value = ":9917", value_name = "ADDR")]
+    listen_address: String,
+    /// Path under which metrics are served.
+    #[arg(long = "web.telemetry-path", default_value = "/metrics", value_name = "PATH")]
+    telemetry_path: String,
+    /// Run against an embedded Graph API simulator with live traffic (no config, no token).
+    #[arg(long = "demo", conflicts_with = "config_file")]
+    demo: bool,
+    /// Log level: debug, info, warn, error.
+    #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
+    log_level: String,
+    /// Log format.
+    #[arg(long = "log.format", value_enum, default_value = "logfmt")]
+    log_format: LogFormat,
+}
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    if flags.config_check {
+        return check(&flags);
+    }
+    if let Err(e) = telemetry::init(&flags.log_level, flags.log_format) {
+        eprintln!("whatsapp-exporter: cannot set up logging: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("whatsapp-exporter: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(flags)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "exiting");
+            eprintln!("whatsapp-exporter: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(flags: &Flags) -> ExitCode {
+    let Some(path) = &flags.config_file else {
+        eprintln!("--config.check needs --config.file=PATH");
+        return ExitCode::from(2);
+    };
+    match Config::load(path) {
+        Ok(c) => {
+            println!(
+                "{}: configuration is valid ({} targets)",
+                path.display(),
+                c.targets.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(flags: Flags) -> anyhow::Result<()> {
+    let loaded: LoadedConfig = if flags.demo {
+        let (_sim, url) = sim::demo::start()
+            .await
+            .context("cannot start the demo simulator")?;
+        tracing::info!(simulator = %url, "demo mode: collecting from the embedded Graph API simulator");
+        Config::from_yaml(&sim::demo::config_yaml(&url), "demo config", |k| {
+            (k == TOKEN_ENV).then(|| sim::demo::DEMO_TOKEN.to_string())
+        })?
+    } else {
+        let path = flags
+            .config_file
+            .as_ref()
+            .context("--config.file=PATH is required (or --demo)")?;
+        Config::load(path)?
+    };
+    let state = AppState::new(&loaded, &flags.telemetry_path)?;
+    let listener = bind(&flags.listen_address).await?;
+    tracing::info!(
+        version = VERSION,
+        revision = REVISION,
+        address = %listener.local_addr()?,
+        targets = loaded.targets.len(),
+        "listening"
+    );
+    server::run(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Binds a Go-style address: ":9917" listens on every interface.
+async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    let candidates: Vec<String> = match addr.strip_prefix(':') {
+        Some(port) => vec![format!("[::]:{port}"), format!("0.0.0.0:{port}")],
+        None => vec![addr.to_string()],
+    };
+    let mut last = None;
+    for c in &candidates {
+        match TcpListener::bind(c).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(anyhow::anyhow!(
+        "cannot listen on {addr}: {}",
+        last.map(|e| e.to_string()).unwrap_or_default()
+    ))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

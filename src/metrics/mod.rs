@@ -1,0 +1,302 @@
+//! Metric families, their registration, and the per-label-set helpers the
+//! collectors use. Encoding lives in [`encode`].
+//!
+//! Names follow the Prometheus naming page: counters are registered without
+//! `_total` (prometheus-client appends it), times are `_timestamp_seconds`.
+
+pub mod encode;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// A float gauge.
+pub type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// `{waba_id, category, event_type}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActivityLabels {
+    /// WABA id.
+    pub waba_id: String,
+    /// Activity category.
+    pub category: String,
+    /// Activity event type.
+    pub event_type: String,
+}
+
+/// `{phone_number_id, delivery_status}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// Phone number id.
+    pub phone_number_id: String,
+    /// Delivery status as the API gives it.
+    pub delivery_status: String,
+}
+
+/// `{phone_number_id, application_id, webhook_update_state}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// Phone number id.
+    pub phone_number_id: String,
+    /// App whose webhook received (or not) the update.
+    pub application_id: String,
+    /// Webhook delivery state as the API gives it.
+    pub webhook_update_state: String,
+}
+
+/// `{phone_number_id, error}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryErrorLabels {
+    /// Phone number id.
+    pub phone_number_id: String,
+    /// Normalised, capped error description, or `other`.
+    pub error: String,
+}
+
+/// `{collector, target}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    /// `activities` or `message_history`.
+    pub collector: String,
+    /// WABA id or phone number id.
+    pub target: String,
+}
+
+/// `{collector, target, reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InvalidRecordLabels {
+    /// `activities` or `message_history`.
+    pub collector: String,
+    /// WABA id or phone number id.
+    pub target: String,
+    /// Why the record was skipped.
+    pub reason: String,
+}
+
+/// `{endpoint, status_code}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `activities` or `message_history`.
+    pub endpoint: String,
+    /// HTTP status code.
+    pub status_code: String,
+}
+
+/// `{endpoint, error_code}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiErrorLabels {
+    /// `activities` or `message_history`.
+    pub endpoint: String,
+    /// Graph `error.code`, `http_<status>`, `timeout`, `network`, `decode`, ...
+    pub error_code: String,
+}
+
+/// `{endpoint}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// `activities` or `message_history`.
+    pub endpoint: String,
+}
+
+/// `{version, revision}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// Crate version.
+    pub version: String,
+    /// Git revision or `unknown`.
+    pub revision: String,
+}
+
+type HistogramFamily = Family<EndpointLabels, Histogram, fn() -> Histogram>;
+
+fn request_histogram() -> Histogram {
+    Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+}
+
+const REUSE: &str = "A scrape within collect.min_interval of the last collection of a target reuses its result";
+
+/// Every metric the exporter exposes.
+#[derive(Clone)]
+pub struct Metrics {
+    /// `whatsapp_activity_events_total`.
+    pub activity_events: Family<ActivityLabels, Counter>,
+    /// `whatsapp_message_status_events_total`.
+    pub status_events: Family<StatusLabels, Counter>,
+    /// `whatsapp_webhook_updates_total`.
+    pub webhook_updates: Family<WebhookLabels, Counter>,
+    /// `whatsapp_webhook_update_failures_total`.
+    pub webhook_failures: Family<WebhookLabels, Counter>,
+    /// `whatsapp_message_delivery_errors_total`.
+    pub delivery_errors: Family<DeliveryErrorLabels, Counter>,
+    /// `whatsapp_up`.
+    pub up: Family<TargetLabels, Gauge>,
+    /// `whatsapp_scrape_duration_seconds`.
+    pub scrape_duration: Family<TargetLabels, FloatGauge>,
+    /// `whatsapp_last_success_timestamp_seconds`.
+    pub last_success: Family<TargetLabels, FloatGauge>,
+    /// `whatsapp_last_event_timestamp_seconds`.
+    pub last_event: Family<TargetLabels, FloatGauge>,
+    /// `whatsapp_collection_truncated_total`.
+    pub truncated: Family<TargetLabels, Counter>,
+    /// `whatsapp_collection_pages_total`.
+    pub pages: Family<TargetLabels, Counter>,
+    /// `whatsapp_seen_events`.
+    pub seen_events: Family<TargetLabels, Gauge>,
+    /// `whatsapp_invalid_records_total`.
+    pub invalid_records: Family<InvalidRecordLabels, Counter>,
+    /// `whatsapp_graph_api_requests_total`.
+    pub api_requests: Family<RequestLabels, Counter>,
+    /// `whatsapp_graph_api_errors_total`.
+    pub api_errors: Family<ApiErrorLabels, Counter>,
+    /// `whatsapp_graph_api_request_duration_seconds`.
+    pub api_duration: HistogramFamily,
+    /// `whatsapp_state_file_writes_total` / failures.
+    pub state_writes: Family<ResultLabels, Counter>,
+}
+
+/// `{result}`: `success` or `failure`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `success` or `failure`.
+    pub result: String,
+}
+
+impl Metrics {
+    /// Creates every family and registers it; also sets `whatsapp_exporter_build_info`.
+    pub fn register(registry: &mut Registry, version: &str, revision: &str) -> Self {
+        let m = Metrics {
+            activity_events: Family::default(),
+            status_events: Family::default(),
+            webhook_updates: Family::default(),
+            webhook_failures: Family::default(),
+            delivery_errors: Family::default(),
+            up: Family::default(),
+            scrape_duration: Family::default(),
+            last_success: Family::default(),
+            last_event: Family::default(),
+            truncated: Family::default(),
+            pages: Family::default(),
+            seen_events: Family::default(),
+            invalid_records: Family::default(),
+            api_requests: Family::default(),
+            api_errors: Family::default(),
+            api_duration: Family::new_with_constructor(request_histogram),
+            state_writes: Family::default(),
+        };
+        let r = registry;
+        r.register(
+            "whatsapp_activity_events",
+            format!("Distinct WABA activity records seen, each counted once (by id, else by a hash of its fields). {REUSE}"),
+            m.activity_events.clone(),
+        );
+        r.register(
+            "whatsapp_message_status_events",
+            format!("Distinct message delivery-status events seen, by delivery_status, each counted once. {REUSE}"),
+            m.status_events.clone(),
+        );
+        r.register(
+            "whatsapp_webhook_updates",
+            format!("Distinct delivery-status events by the state of Meta's webhook delivery to the application. {REUSE}"),
+            m.webhook_updates.clone(),
+        );
+        r.register(
+            "whatsapp_webhook_update_failures",
+            format!("Distinct delivery-status events whose webhook_update_state is a failure state (collect.webhook_failure_states). {REUSE}"),
+            m.webhook_failures.clone(),
+        );
+        r.register(
+            "whatsapp_message_delivery_errors",
+            format!("Distinct delivery-status events carrying an error_description, by normalised description (capped per phone number, the rest as other). {REUSE}"),
+            m.delivery_errors.clone(),
+        );
+        r.register(
+            "whatsapp_up",
+            format!("1 if the last collection of the target succeeded, else 0. {REUSE}"),
+            m.up.clone(),
+        );
+        r.register(
+            "whatsapp_scrape_duration_seconds",
+            format!("Wall time of the last collection of the target. {REUSE}"),
+            m.scrape_duration.clone(),
+        );
+        r.register(
+            "whatsapp_last_success_timestamp_seconds",
+            "Unix time of the last successful collection of the target",
+            m.last_success.clone(),
+        );
+        r.register(
+            "whatsapp_last_event_timestamp_seconds",
+            "Unix time of the newest event seen for the target, baseline included",
+            m.last_event.clone(),
+        );
+        r.register(
+            "whatsapp_collection_truncated",
+            "Collections that stopped at collect.max_pages before reaching seen data or the lookback edge: events may have been missed",
+            m.truncated.clone(),
+        );
+        r.register(
+            "whatsapp_collection_pages",
+            "Pages fetched by collections of the target",
+            m.pages.clone(),
+        );
+        r.register(
+            "whatsapp_seen_events",
+            "Events remembered for deduplication (pruned past collect.lookback)",
+            m.seen_events.clone(),
+        );
+        r.register(
+            "whatsapp_invalid_records",
+            "Records skipped because they cannot be counted (for example no timestamp)",
+            m.invalid_records.clone(),
+        );
+        r.register(
+            "whatsapp_graph_api_requests",
+            "Graph API requests that got an HTTP response, by status code",
+            m.api_requests.clone(),
+        );
+        r.register(
+            "whatsapp_graph_api_errors",
+            "Failed Graph API requests by Graph error code, http_<status>, timeout, network, decode, too_large or cursor_loop",
+            m.api_errors.clone(),
+        );
+        r.register(
+            "whatsapp_graph_api_request_duration_seconds",
+            "Duration of Graph API requests, body included",
+            m.api_duration.clone(),
+        );
+        r.register(
+            "whatsapp_state_file_writes",
+            "Writes of the state file by result",
+            m.state_writes.clone(),
+        );
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: version.to_string(),
+                revision: revision.to_string(),
+            })
+            .set(1);
+        r.register(
+            "whatsapp_exporter_build_info",
+            "Always 1; labels give the exporter's version and git revision",
+            build,
+        );
+        m
+    }
+
+    /// Creates the per-target series so they are never absent once configured.
+    pub fn init_target(&self, collector: &str, target: &str) {
+        let l = TargetLabels {
+            collector: collector.to_string(),
+            target: target.to_string(),
+        };
+        drop(self.up.get_or_create(&l));
+        drop(self.truncated.get_or_create(&l));
+        drop(self.pages.get_or_create(&l));
+        drop(self.seen_events.get_or_create(&l));
+    }
+}

@@ -1,0 +1,145 @@
+//! `--demo`: the simulator with live traffic, and a configuration pointing at it.
+//!
+//! One account with two phone numbers. Messages move through SENT, DELIVERED
+//! and READ, a few FAIL with an error; the second number's webhook fails for
+//! 3 minutes in every 10 (and the first one's now and then), so the webhook
+//! metrics and alerts have something to show; activity events arrive every
+//! half minute or so.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::{SimActivity, SimEvent, Simulator};
+
+/// The demo's token (it only ever travels over loopback to the simulator).
+pub const DEMO_TOKEN: &str = "demo-token-not-a-secret";
+/// The demo account.
+pub const DEMO_WABA: &str = "100000000000001";
+/// The demo phone numbers.
+pub const DEMO_PHONES: [&str; 2] = ["200000000000001", "200000000000002"];
+
+const ERRORS: [&str; 4] = [
+    "Message undeliverable",
+    "Re-engagement message: more than 24 hours have passed since the recipient last replied",
+    "Recipient phone number not a WhatsApp account",
+    "Spam rate limit hit",
+];
+const ACTIVITIES: [(&str, &str); 6] = [
+    ("USER", "USER_ADDED"),
+    ("USER", "USER_REMOVED"),
+    ("PERMISSION", "PERMISSION_UPDATED"),
+    ("PHONE_NUMBER", "PHONE_NUMBER_ADDED"),
+    ("API_ACCESS", "API_ACCESS_GRANTED"),
+    ("TEMPLATE", "TEMPLATE_APPROVED"),
+];
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The demo configuration, for a simulator at `base_url`.
+pub fn config_yaml(base_url: &str) -> String {
+    format!(
+        "graph_api:\n  base_url: {base_url}\n  request_timeout: 5s\n\
+         accounts:\n  - waba_id: \"{DEMO_WABA}\"\n    phone_number_ids: [\"{}\", \"{}\"]\n\
+         collect:\n  page_size: 50\n  max_pages: 20\n  lookback: 2h\n  min_interval: 5s\n",
+        DEMO_PHONES[0], DEMO_PHONES[1]
+    )
+}
+
+/// Starts the simulator with an hour of history and a traffic generator; returns its base URL.
+pub async fn start() -> std::io::Result<(Simulator, String)> {
+    let sim = Simulator::new(DEMO_TOKEN);
+    sim.add_waba(DEMO_WABA);
+    let mut rng = StdRng::from_os_rng();
+    let t0 = now() - 3600;
+    for phone in DEMO_PHONES {
+        sim.add_phone(phone);
+        for i in 0..60 {
+            let ts = t0 + i * 60;
+            sim.add_message(
+                phone,
+                vec![
+                    SimEvent::new("SENT", ts),
+                    SimEvent::new("DELIVERED", ts + 2),
+                    SimEvent::new("READ", ts + rng.random_range(5..50)),
+                ],
+            );
+        }
+    }
+    for (i, (cat, kind)) in ACTIVITIES.iter().enumerate() {
+        sim.add_activity(DEMO_WABA, SimActivity::new(cat, kind, t0 + i as i64 * 300), true);
+    }
+    let url = sim.start().await?;
+    tokio::spawn(generate(sim.clone(), rng));
+    Ok((sim, url))
+}
+
+/// In-flight messages: (phone index, message id, last status).
+type InFlight = Vec<(usize, String, &'static str)>;
+
+async fn generate(sim: Simulator, mut rng: StdRng) {
+    let mut inflight: InFlight = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        step(&sim, &mut rng, &mut inflight);
+    }
+}
+
+fn webhook_state(rng: &mut StdRng, phone: usize, ts: i64) -> &'static str {
+    let outage = phone == 1 && (ts / 60) % 10 < 3;
+    if outage {
+        "FAILED"
+    } else if rng.random_bool(0.02) {
+        "RETRYING"
+    } else {
+        "DELIVERED"
+    }
+}
+
+fn step(sim: &Simulator, rng: &mut StdRng, inflight: &mut InFlight) {
+    let ts = now();
+    if rng.random_bool(0.8) {
+        let p = rng.random_range(0..DEMO_PHONES.len());
+        let ev = SimEvent::new("SENT", ts).webhook(webhook_state(rng, p, ts));
+        let id = sim.add_message(DEMO_PHONES[p], vec![ev]);
+        inflight.push((p, id, "SENT"));
+    }
+    let mut i = 0;
+    while i < inflight.len() {
+        if !rng.random_bool(0.3) {
+            i += 1;
+            continue;
+        }
+        let (p, id, last) = inflight[i].clone();
+        let next = match last {
+            "SENT" if rng.random_bool(0.06) => "FAILED",
+            "SENT" => "DELIVERED",
+            _ => "READ",
+        };
+        let mut ev = SimEvent::new(next, ts).webhook(webhook_state(rng, p, ts));
+        if next == "FAILED" {
+            ev = ev.error(ERRORS[rng.random_range(0..ERRORS.len())]);
+        }
+        sim.add_event(DEMO_PHONES[p], &id, ev, false);
+        if next == "DELIVERED" {
+            inflight[i].2 = "DELIVERED";
+            i += 1;
+        } else {
+            inflight.swap_remove(i);
+        }
+    }
+    if rng.random_bool(0.03) {
+        let (cat, kind) = ACTIVITIES[rng.random_range(0..ACTIVITIES.len())];
+        sim.add_activity(DEMO_WABA, SimActivity::new(cat, kind, ts), true);
+    }
+    for phone in DEMO_PHONES {
+        sim.trim_messages(phone, 5000);
+    }
+}
