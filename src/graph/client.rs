@@ -82,13 +82,7 @@ impl GraphClient {
             Err(_) => Err(GraphError::Timeout(self.timeout)),
         };
         if let Err(e) = &result {
-            self.metrics
-                .api_errors
-                .get_or_create(&ApiErrorLabels {
-                    endpoint: endpoint.to_string(),
-                    error_code: e.kind(),
-                })
-                .inc();
+            self.record_error(req.endpoint, e);
         }
         tracing::debug!(
             endpoint,
@@ -98,6 +92,17 @@ impl GraphClient {
             "graph api request"
         );
         result
+    }
+
+    /// Counts a failure in `whatsapp_graph_api_errors_total`.
+    pub fn record_error(&self, endpoint: CollectorKind, e: &GraphError) {
+        self.metrics
+            .api_errors
+            .get_or_create(&ApiErrorLabels {
+                endpoint: endpoint.as_str().to_string(),
+                error_code: e.kind(),
+            })
+            .inc();
     }
 
     /// Sends the request and reads the body up to the cap.

@@ -76,7 +76,9 @@ pub async fn walk<T: DeserializeOwned>(
             return (pages, Ok(End::MaxPages));
         }
         if !used.insert(cursor.to_string()) {
-            return (pages, Err(GraphError::CursorLoop));
+            let e = GraphError::CursorLoop;
+            client.record_error(first.endpoint, &e);
+            return (pages, Err(e));
         }
         after = Some(cursor.to_string());
     }

@@ -4,14 +4,15 @@
 //! and READ, a few FAIL with an error; the second number's webhook fails for
 //! 3 minutes in every 10 (and the first one's now and then), so the webhook
 //! metrics and alerts have something to show; activity events arrive every
-//! half minute or so.
+//! half minute or so, and the API fails one request 20 s after start and
+//! every 5 minutes after that.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{SimActivity, SimEvent, Simulator};
+use super::{Fault, SimActivity, SimEvent, Simulator};
 
 /// The demo's token (it only ever travels over loopback to the simulator).
 pub const DEMO_TOKEN: &str = "demo-token-not-a-secret";
@@ -62,14 +63,19 @@ pub async fn start() -> std::io::Result<(Simulator, String)> {
         sim.add_phone(phone);
         for i in 0..60 {
             let ts = t0 + i * 60;
-            sim.add_message(
-                phone,
+            let events = if i % 10 == 9 {
+                vec![
+                    SimEvent::new("SENT", ts),
+                    SimEvent::new("FAILED", ts + 1).error(ERRORS[(i / 10) as usize % ERRORS.len()]),
+                ]
+            } else {
                 vec![
                     SimEvent::new("SENT", ts),
                     SimEvent::new("DELIVERED", ts + 2),
                     SimEvent::new("READ", ts + rng.random_range(5..50)),
-                ],
-            );
+                ]
+            };
+            sim.add_message(phone, events);
         }
     }
     for (i, (cat, kind)) in ACTIVITIES.iter().enumerate() {
@@ -86,9 +92,18 @@ type InFlight = Vec<(usize, String, &'static str)>;
 async fn generate(sim: Simulator, mut rng: StdRng) {
     let mut inflight: InFlight = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
+    for n in 0u64.. {
         tick.tick().await;
         step(&sim, &mut rng, &mut inflight);
+        // Now and then the API fails one request, as the real one does:
+        // 20 s after start, then every 5 minutes.
+        if n % 300 == 20 {
+            let body = r#"{"error":{"message":"An unexpected error has occurred. Please retry your request later.","type":"OAuthException","code":2,"is_transient":true}}"#;
+            sim.set_fault(
+                DEMO_PHONES[1],
+                Some(Fault::Sequence([(503, body.to_string())].into_iter().collect())),
+            );
+        }
     }
 }
 

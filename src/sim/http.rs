@@ -231,7 +231,16 @@ async fn handle(
                 false,
             );
         }
-        d.faults.get(&id).cloned()
+        match d.faults.get_mut(&id) {
+            Some(Fault::Sequence(queue)) => {
+                let next = queue.pop_front();
+                if queue.is_empty() {
+                    d.faults.remove(&id);
+                }
+                next.map(|(status, body)| Fault::Raw { status, body })
+            }
+            other => other.cloned(),
+        }
     };
     match fault {
         Some(Fault::GraphError {
@@ -245,7 +254,7 @@ async fn handle(
             return (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         }
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        None => {}
+        Some(Fault::Sequence(_)) | None => {}
     }
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
         None => 25,

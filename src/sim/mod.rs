@@ -43,6 +43,9 @@ pub enum Fault {
     },
     /// Wait this long, then answer normally.
     Delay(Duration),
+    /// Answer the next requests with these (status, body) pairs in order,
+    /// then normally again.
+    Sequence(std::collections::VecDeque<(u16, String)>),
 }
 
 /// A delivery-status event to add to a message.

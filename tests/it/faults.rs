@@ -1,0 +1,147 @@
+//! A failing target beside healthy ones, a bad token, hostile pages.
+
+use crate::support::*;
+use whatsapp_exporter::sim::{Fault, SimEvent};
+
+fn api_errors(m: &Metrics, endpoint: &str, code: &str) -> f64 {
+    m.val("whatsapp_graph_api_errors_total", &[("endpoint", endpoint), ("error_code", code)])
+}
+
+#[tokio::test]
+async fn failing_target_beside_healthy_ones() {
+    let (sim, url) = simulator().await;
+    let exp = Exporter::start(&config_yaml(&url, "", "")).await;
+    exp.scrape().await;
+    sim.set_fault(
+        PHONE2,
+        Some(Fault::GraphError { status: 500, code: 2, message: "Service temporarily unavailable".into(), is_transient: true }),
+    );
+    let t = now() - 1;
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", t)]);
+    sim.add_message(PHONE2, vec![SimEvent::new("SENT", t)]);
+    let m = exp.scrape().await;
+    assert_eq!(up(&m, "message_history", PHONE2), Some(0.0));
+    assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
+    assert_eq!(up(&m, "activities", WABA), Some(1.0));
+    assert_eq!(m.val("whatsapp_message_status_events_total", &[("phone_number_id", PHONE), ("delivery_status", "SENT")]), 1.0);
+    assert_eq!(api_errors(&m, "message_history", "2"), 1.0);
+    assert_eq!(m.val("whatsapp_graph_api_requests_total", &[("endpoint", "message_history"), ("status_code", "500")]), 1.0);
+
+    // Recovery: the event that arrived during the fault is counted, once.
+    sim.set_fault(PHONE2, None);
+    let m = exp.scrape().await;
+    assert_eq!(up(&m, "message_history", PHONE2), Some(1.0));
+    assert_eq!(m.val("whatsapp_message_status_events_total", &[("phone_number_id", PHONE2), ("delivery_status", "SENT")]), 1.0);
+    let m = exp.scrape().await;
+    assert_eq!(m.val("whatsapp_message_status_events_total", &[("phone_number_id", PHONE2), ("delivery_status", "SENT")]), 1.0);
+    exp.stop().await;
+}
+
+#[tokio::test]
+async fn failed_baseline_is_retried_not_counted() {
+    let (sim, url) = simulator().await;
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", now() - 50)]);
+    sim.set_fault(PHONE, Some(Fault::Raw { status: 502, body: "<html>Bad Gateway</html>".into() }));
+    let exp = Exporter::start(&config_yaml(&url, "", "")).await;
+    let m = exp.scrape().await;
+    assert_eq!(up(&m, "message_history", PHONE), Some(0.0));
+    assert_eq!(api_errors(&m, "message_history", "http_502"), 1.0);
+    assert!(m.get("whatsapp_last_success_timestamp_seconds", &[("target", PHONE)]).is_none());
+    sim.set_fault(PHONE, None);
+    let m = exp.scrape().await;
+    // That first successful collection is the baseline: history is not counted.
+    assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
+    assert_eq!(m.sum("whatsapp_message_status_events_total", &[("phone_number_id", PHONE)]), 0.0);
+    exp.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_token_fails_every_target_and_never_leaks() {
+    let (sim, url) = simulator().await;
+    sim.set_token("another-token");
+    let exp = Exporter::start(&config_yaml(&url, "", "")).await;
+    let text = exp.scrape_text(None).await;
+    let om = exp.scrape_text(Some("application/openmetrics-text")).await;
+    let m = Metrics::parse(&text);
+    for (c, t) in [("activities", WABA), ("message_history", PHONE), ("message_history", PHONE2)] {
+        assert_eq!(up(&m, c, t), Some(0.0), "{c} {t}");
+    }
+    // One collection (the first scrape) of two phone numbers and one WABA.
+    assert_eq!(api_errors(&m, "message_history", "190"), 2.0);
+    assert_eq!(api_errors(&m, "activities", "190"), 1.0);
+    assert!(!text.contains(TOKEN) && !om.contains(TOKEN));
+    exp.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_pages_are_errors_not_crashes() {
+    let (sim, url) = simulator().await;
+    let exp = Exporter::start(&config_yaml(&url, "", "")).await;
+    exp.scrape().await;
+    let cases = [
+        ("{\"data\": [", "decode"),
+        ("{\"data\": {\"not\": \"a list\"}}", "decode"),
+        ("{\"data\": [{\"id\": \"1\", \"events\": {\"data\": [{\"timestamp\": \"soon\"}]}}]}", "decode"),
+        ("null", "decode"),
+    ];
+    for (i, (body, code)) in cases.iter().enumerate() {
+        sim.set_fault(PHONE, Some(Fault::Raw { status: 200, body: body.to_string() }));
+        let m = exp.scrape().await;
+        assert_eq!(up(&m, "message_history", PHONE), Some(0.0), "{body}");
+        assert_eq!(up(&m, "message_history", PHONE2), Some(1.0));
+        assert_eq!(api_errors(&m, "message_history", code), (i + 1) as f64, "{body}");
+    }
+    sim.set_fault(PHONE, None);
+    let m = exp.scrape().await;
+    assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
+    exp.stop().await;
+}
+
+#[tokio::test]
+async fn repeating_cursor_is_a_loop_and_next_urls_are_not_followed() {
+    let (sim, url) = simulator().await;
+    let exp = Exporter::start(&config_yaml(&url, "", "")).await;
+    exp.scrape().await;
+    // Every page has one event and the same cursor; `next` points elsewhere.
+    let body = format!(
+        "{{\"data\": [{{\"id\": \"9\", \"events\": {{\"data\": [{{\"id\": \"e9\", \"delivery_status\": \"SENT\", \"timestamp\": {}}}]}}}}],\
+         \"paging\": {{\"cursors\": {{\"after\": \"c+/=\"}}, \"next\": \"http://127.0.0.1:9/steal-the-token\"}}}}",
+        now()
+    );
+    sim.set_fault(PHONE, Some(Fault::Raw { status: 200, body }));
+    let before = sim.requests("message_history", PHONE);
+    let m = exp.scrape().await;
+    assert_eq!(up(&m, "message_history", PHONE), Some(0.0));
+    assert_eq!(api_errors(&m, "message_history", "cursor_loop"), 1.0);
+    // First page, then the page the cursor leads to, which repeats it: stop.
+    assert_eq!(sim.requests("message_history", PHONE), before + 2);
+    // The event on those pages is counted once, however often it was shown.
+    assert_eq!(m.val("whatsapp_message_status_events_total", &[("phone_number_id", PHONE), ("delivery_status", "SENT")]), 1.0);
+
+    sim.set_fault(PHONE, None);
+    let m = exp.scrape().await;
+    assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
+    exp.stop().await;
+}
+
+#[tokio::test]
+async fn empty_page_with_a_cursor_is_not_the_end() {
+    let (sim, url) = simulator().await;
+    let exp = Exporter::start(&config_yaml(&url, "", "")).await;
+    exp.scrape().await;
+    let empty = "{\"data\": [], \"paging\": {\"cursors\": {\"after\": \"QUJD+/==\"}, \"next\": \"https://graph.facebook.com/x\"}}";
+    let last = format!(
+        "{{\"data\": [{{\"id\": \"7\", \"events\": {{\"data\": [{{\"id\": \"e7\", \"delivery_status\": \"DELIVERED\", \"timestamp\": {}}}]}}}}]}}",
+        now()
+    );
+    sim.set_fault(
+        PHONE,
+        Some(Fault::Sequence([(200, empty.to_string()), (200, last)].into_iter().collect())),
+    );
+    let before = sim.requests("message_history", PHONE);
+    let m = exp.scrape().await;
+    assert_eq!(sim.requests("message_history", PHONE), before + 2);
+    assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
+    assert_eq!(m.val("whatsapp_message_status_events_total", &[("phone_number_id", PHONE), ("delivery_status", "DELIVERED")]), 1.0);
+    exp.stop().await;
+}

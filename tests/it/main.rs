@@ -1,0 +1,9 @@
+//! Integration tests: the real server (in process or as the real binary)
+//! against the Graph API simulator over loopback HTTP.
+
+mod binary;
+mod counting;
+mod exposition;
+mod faults;
+mod restart;
+mod support;
