@@ -491,7 +491,11 @@ mod tests {
         assert_eq!(c.config.graph_api.version, "v23.0");
         assert_eq!(c.config.collect.page_size, 100);
         assert_eq!(c.config.collect.min_interval, Duration::from_secs(60));
-        let ids: Vec<_> = c.targets.iter().map(|t| (t.collector, t.id.as_str())).collect();
+        let ids: Vec<_> = c
+            .targets
+            .iter()
+            .map(|t| (t.collector, t.id.as_str()))
+            .collect();
         assert_eq!(
             ids,
             vec![
@@ -553,7 +557,11 @@ accounts:
             env_token,
         )
         .unwrap_err();
-        assert!(e.to_string().contains("line 2: graph_api.access_token_file: cannot read /nonexistent/tok"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("line 2: graph_api.access_token_file: cannot read /nonexistent/tok"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -73,7 +73,9 @@ impl GraphError {
             GraphError::Api {
                 code: 4 | 17 | 32 | 613 | 80007 | 130429,
                 ..
-            } => "rate limited: raise collect.min_interval or lower the number of replicas scraping",
+            } => {
+                "rate limited: raise collect.min_interval or lower the number of replicas scraping"
+            }
             GraphError::Api { code: 100, .. } => {
                 "invalid parameter or unknown id: check the id in the config and graph_api.version"
             }
@@ -108,7 +110,10 @@ mod tests {
         assert!(api.hint().contains("system-user token"));
         assert_eq!(GraphError::Http { status: 502 }.kind(), "http_502");
         assert_eq!(GraphError::Decode(String::new()).kind(), "decode");
-        assert_eq!(GraphError::Timeout(Duration::from_secs(1)).kind(), "timeout");
+        assert_eq!(
+            GraphError::Timeout(Duration::from_secs(1)).kind(),
+            "timeout"
+        );
         assert_eq!(GraphError::CursorLoop.kind(), "cursor_loop");
     }
 }

@@ -30,10 +30,18 @@ struct Flags {
     #[arg(long = "config.check")]
     config_check: bool,
     /// Address to listen on (":9917" means every interface).
-    #[arg(long = "web.listen-address", default_value = ":9917", value_name = "ADDR")]
+    #[arg(
+        long = "web.listen-address",
+        default_value = ":9917",
+        value_name = "ADDR"
+    )]
     listen_address: String,
     /// Path under which metrics are served.
-    #[arg(long = "web.telemetry-path", default_value = "/metrics", value_name = "PATH")]
+    #[arg(
+        long = "web.telemetry-path",
+        default_value = "/metrics",
+        value_name = "PATH"
+    )]
     telemetry_path: String,
     /// Run against an embedded Graph API simulator with live traffic (no config, no token).
     #[arg(long = "demo", conflicts_with = "config_file")]

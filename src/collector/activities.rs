@@ -2,8 +2,12 @@
 //! account, newest first.
 //!
 //! Records are only ever added at the top, so the scan stops after the first
-//! page that holds a record already seen or older than the lookback edge: in
-//! steady state one request per account.
+//! page that holds a record seen in an earlier collection, or one older than
+//! the lookback edge: in steady state one request per account. A record seen
+//! earlier in the same walk is not a reason to stop: records added at the
+//! top while the walk is under way can push it onto the next page.
+
+use std::collections::HashSet;
 
 use crate::collector::seen::{SeenEvents, event_key};
 use crate::collector::{Collectors, Scan, Target, TargetState};
@@ -19,10 +23,14 @@ pub const FIELDS: &str = "id,actor_business_id,actor_id,category,event_type,time
 
 /// Finds the records of one page not seen before and remembers them.
 ///
-/// `stop` is set when the page holds a seen record or one older than `edge`.
+/// `this_walk` holds the keys first seen in the current collection; `stop`
+/// is set when the page holds a record older than `edge`, or (with
+/// `stop_at_seen`) one seen before this collection.
 pub fn scan_page<'p>(
     page: &'p Page<Activity>,
     seen: &mut SeenEvents,
+    this_walk: &mut HashSet<u64>,
+    stop_at_seen: bool,
     edge: i64,
 ) -> Scan<'p, Activity> {
     let mut scan = Scan::default();
@@ -36,9 +44,11 @@ pub fn scan_page<'p>(
             scan.stop = true;
             continue;
         }
-        if seen.insert(identity(rec, ts), ts) {
+        let key = identity(rec, ts);
+        if seen.insert(key, ts) {
+            this_walk.insert(key);
             scan.new.push(rec);
-        } else {
+        } else if stop_at_seen && !this_walk.contains(&key) {
             scan.stop = true;
         }
     }
@@ -84,8 +94,12 @@ pub(super) async fn collect(
         limit: ctx.settings.page_size,
         after: None,
     };
-    walk::<Activity>(&ctx.client, req, ctx.settings.max_pages, |page| {
-        let scan = scan_page(page, &mut st.seen, edge);
+    // After a walk that failed partway, records it saw sit above records
+    // nobody has seen yet: seen records are no boundary until a walk completes.
+    let stop_at_seen = !st.partial;
+    let mut this_walk = HashSet::new();
+    let (pages, result) = walk::<Activity>(&ctx.client, req, ctx.settings.max_pages, |page| {
+        let scan = scan_page(page, &mut st.seen, &mut this_walk, stop_at_seen, edge);
         // Baseline: series created at 0, nothing counted.
         let n = u64::from(counting);
         for rec in &scan.new {
@@ -98,9 +112,15 @@ pub(super) async fn collect(
                 .inc_by(n);
         }
         st.absorb(&scan, m, target);
-        if scan.stop { Flow::Stop } else { Flow::Continue }
+        if scan.stop {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
     })
-    .await
+    .await;
+    st.partial = result.is_err() && (st.partial || !this_walk.is_empty());
+    (pages, result)
 }
 
 #[cfg(test)]
@@ -120,25 +140,34 @@ mod tests {
     #[test]
     fn stops_at_seen_or_old() {
         let mut seen = SeenEvents::default();
+        let mut walk = HashSet::new();
         let p = Page {
             data: vec![rec(Some("a2"), 200), rec(None, 150)],
             paging: None,
         };
-        let s = scan_page(&p, &mut seen, 100);
+        let s = scan_page(&p, &mut seen, &mut walk, true, 100);
         assert_eq!(s.new.len(), 2);
         assert!(!s.stop);
         let p2 = Page {
             data: vec![rec(Some("a3"), 300), rec(Some("a2"), 200), rec(None, 150)],
             paging: None,
         };
-        let s = scan_page(&p2, &mut seen, 100);
+        // Seen in this same walk (pushed down by a new record): keep going.
+        let s = scan_page(&p2, &mut seen, &mut walk, true, 100);
         assert_eq!(s.new.len(), 1);
+        assert!(!s.stop);
+        // In the next collection, a seen record is the boundary.
+        let s = scan_page(&p2, &mut seen, &mut HashSet::new(), true, 100);
+        assert!(s.new.is_empty());
         assert!(s.stop);
+        // After a failed walk, seen records are no boundary.
+        let s = scan_page(&p2, &mut seen, &mut HashSet::new(), false, 100);
+        assert!(!s.stop);
         let old = Page {
             data: vec![rec(Some("a0"), 50)],
             paging: None,
         };
-        let s = scan_page(&old, &mut seen, 100);
+        let s = scan_page(&old, &mut seen, &mut HashSet::new(), true, 100);
         assert!(s.stop && s.new.is_empty());
         assert!(!seen.contains(identity(&old.data[0], 50)));
     }

@@ -164,7 +164,11 @@ pub(super) async fn collect(
             }
         }
         st.absorb(&scan, m, target);
-        if scan.stop { Flow::Stop } else { Flow::Continue }
+        if scan.stop {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
     })
     .await
 }
@@ -201,8 +205,17 @@ mod tests {
     fn counts_each_event_once_and_stops_at_old_pages() {
         let mut seen = SeenEvents::default();
         let p = page(vec![
-            ("m1", vec![ev(Some("e1"), "SENT", 1000), ev(Some("e2"), "DELIVERED", 1001)]),
-            ("m2", vec![ev(None, "SENT", 1002), ev(Some("e0"), "SENT", 10)]),
+            (
+                "m1",
+                vec![
+                    ev(Some("e1"), "SENT", 1000),
+                    ev(Some("e2"), "DELIVERED", 1001),
+                ],
+            ),
+            (
+                "m2",
+                vec![ev(None, "SENT", 1002), ev(Some("e0"), "SENT", 10)],
+            ),
         ]);
         let s = scan_page(&p, &mut seen, 500);
         assert_eq!(s.new.len(), 3);
@@ -222,7 +235,10 @@ mod tests {
     fn id_less_events_keyed_by_content_and_message() {
         let mut seen = SeenEvents::default();
         let mut changed = ev(None, "SENT", 1000);
-        let p1 = page(vec![("m1", vec![changed.clone()]), ("m2", vec![ev(None, "SENT", 1000)])]);
+        let p1 = page(vec![
+            ("m1", vec![changed.clone()]),
+            ("m2", vec![ev(None, "SENT", 1000)]),
+        ]);
         assert_eq!(scan_page(&p1, &mut seen, 0).new.len(), 2);
         // The webhook state of an event may change; it is still the same event.
         changed.webhook_update_state = Some("DELIVERED".into());
@@ -243,7 +259,10 @@ mod tests {
 
     #[test]
     fn error_labels_normalised_and_capped() {
-        assert_eq!(normalise_error("  Message \n  undeliverable\t "), "Message undeliverable");
+        assert_eq!(
+            normalise_error("  Message \n  undeliverable\t "),
+            "Message undeliverable"
+        );
         let long = "é".repeat(150);
         assert_eq!(normalise_error(&long).chars().count(), 100);
     }

@@ -88,6 +88,9 @@ pub struct TargetState {
     pub failing: Option<String>,
     /// Changed since the state file was last written.
     pub dirty: bool,
+    /// The last activities walk failed after remembering records, so the
+    /// next one scans the whole window instead of stopping at seen records.
+    pub partial: bool,
 }
 
 impl TargetState {
@@ -182,6 +185,7 @@ impl Collectors {
                     state.seen = SeenEvents::from_entries(rec.seen);
                     state.seen.prune(edge);
                     state.last_event = rec.last_event_timestamp;
+                    state.partial = rec.partial;
                     state.baseline_done = true;
                 }
                 let labels = TargetLabels {
@@ -319,6 +323,7 @@ impl Collectors {
                 TargetRecord {
                     last_event_timestamp: st.last_event,
                     seen: st.seen.entries().collect(),
+                    partial: st.partial,
                 },
             );
         }

@@ -32,6 +32,9 @@ pub struct TargetRecord {
     /// `[key, event time]` pairs.
     #[serde(default)]
     pub seen: Vec<(u64, i64)>,
+    /// The last activities walk failed partway (see `TargetState::partial`).
+    #[serde(default)]
+    pub partial: bool,
 }
 
 /// Why the state file could not be used.
@@ -125,6 +128,7 @@ mod tests {
             TargetRecord {
                 last_event_timestamp: Some(5),
                 seen: vec![(u64::MAX, 5)],
+                partial: true,
             },
         );
         save(&path, &s).unwrap();

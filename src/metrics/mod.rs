@@ -117,7 +117,8 @@ fn request_histogram() -> Histogram {
     Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
 }
 
-const REUSE: &str = "A scrape within collect.min_interval of the last collection of a target reuses its result";
+const REUSE: &str =
+    "A scrape within collect.min_interval of the last collection of a target reuses its result";
 
 /// Every metric the exporter exposes.
 #[derive(Clone)]

@@ -79,7 +79,11 @@ pub async fn start() -> std::io::Result<(Simulator, String)> {
         }
     }
     for (i, (cat, kind)) in ACTIVITIES.iter().enumerate() {
-        sim.add_activity(DEMO_WABA, SimActivity::new(cat, kind, t0 + i as i64 * 300), true);
+        sim.add_activity(
+            DEMO_WABA,
+            SimActivity::new(cat, kind, t0 + i as i64 * 300),
+            true,
+        );
     }
     let url = sim.start().await?;
     tokio::spawn(generate(sim.clone(), rng));
@@ -101,7 +105,9 @@ async fn generate(sim: Simulator, mut rng: StdRng) {
             let body = r#"{"error":{"message":"An unexpected error has occurred. Please retry your request later.","type":"OAuthException","code":2,"is_transient":true}}"#;
             sim.set_fault(
                 DEMO_PHONES[1],
-                Some(Fault::Sequence([(503, body.to_string())].into_iter().collect())),
+                Some(Fault::Sequence(
+                    [(503, body.to_string())].into_iter().collect(),
+                )),
             );
         }
     }

@@ -289,7 +289,13 @@ async fn handle(
                 Some(f) => parse_fields(f).into_iter().map(|(n, _)| n).collect(),
                 None => vec!["event_type".into(), "timestamp".into()],
             };
-            page(items, after, limit, |a| activity_json(a, &fields), &next_base)
+            page(
+                items,
+                after,
+                limit,
+                |a| activity_json(a, &fields),
+                &next_base,
+            )
         }
         "message_history" => {
             let Some(items) = d.phones.get(&id) else {
@@ -311,7 +317,13 @@ async fn handle(
                 }
                 None => &items[..],
             };
-            page(items, after, limit, |m| message_json(m, &fields), &next_base)
+            page(
+                items,
+                after,
+                limit,
+                |m| message_json(m, &fields),
+                &next_base,
+            )
         }
         _ => return unknown_object(&format!("{id}/{edge}")),
     };
@@ -351,6 +363,9 @@ mod tests {
     fn fields_with_nested_events() {
         let f = parse_fields("id,message_id,events{id,delivery_status}");
         assert_eq!(f[2].0, "events");
-        assert_eq!(f[2].1.as_deref(), Some(&["id".to_string(), "delivery_status".to_string()][..]));
+        assert_eq!(
+            f[2].1.as_deref(),
+            Some(&["id".to_string(), "delivery_status".to_string()][..])
+        );
     }
 }

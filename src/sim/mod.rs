@@ -257,7 +257,13 @@ impl Simulator {
 
     /// Adds an event to an existing message (it keeps its place in the list).
     /// `keep_id_absent` leaves the event without an id. Returns false if the message is unknown.
-    pub fn add_event(&self, phone: &str, message: &str, mut ev: SimEvent, keep_id_absent: bool) -> bool {
+    pub fn add_event(
+        &self,
+        phone: &str,
+        message: &str,
+        mut ev: SimEvent,
+        keep_id_absent: bool,
+    ) -> bool {
         let mut d = self.lock();
         if ev.id.is_none() && !keep_id_absent {
             ev.id = Some(d.fresh_id());

@@ -32,7 +32,12 @@ impl Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
         let mut s = String::new();
-        self.0.stderr.take().unwrap().read_to_string(&mut s).unwrap();
+        self.0
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
         s
     }
 }
@@ -43,7 +48,10 @@ fn version_prints_version_and_revision() {
     assert!(out.status.success());
     let s = String::from_utf8(out.stdout).unwrap();
     let expected_prefix = format!("whatsapp-exporter {} (revision ", env!("CARGO_PKG_VERSION"));
-    assert!(s.starts_with(&expected_prefix) && s.trim_end().ends_with(')'), "{s}");
+    assert!(
+        s.starts_with(&expected_prefix) && s.trim_end().ends_with(')'),
+        "{s}"
+    );
 }
 
 #[test]
@@ -79,11 +87,18 @@ fn config_check_reports_every_problem_with_lines() {
     )
     .unwrap();
     let out = Command::new(BIN)
-        .args(["--config.check", &format!("--config.file={}", good.display())])
+        .args([
+            "--config.check",
+            &format!("--config.file={}", good.display()),
+        ])
         .env_remove("WHATSAPP_ACCESS_TOKEN")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let bad = dir.join("bad.yml");
     std::fs::write(
@@ -109,7 +124,11 @@ fn config_check_reports_every_problem_with_lines() {
     }
     // Starting with the same file fails the same way, before listening.
     let out = Command::new(BIN)
-        .args(["--config.file", bad.to_str().unwrap(), "--web.listen-address=127.0.0.1:0"])
+        .args([
+            "--config.file",
+            bad.to_str().unwrap(),
+            "--web.listen-address=127.0.0.1:0",
+        ])
         .env_remove("WHATSAPP_ACCESS_TOKEN")
         .output()
         .unwrap();
@@ -142,7 +161,12 @@ async fn demo_counters_move() {
     })
     .await;
     assert_eq!(moved.find("whatsapp_up", &[]).len(), 3);
-    assert!(moved.find("whatsapp_up", &[]).iter().all(|s| s.value == 1.0));
+    assert!(
+        moved
+            .find("whatsapp_up", &[])
+            .iter()
+            .all(|s| s.value == 1.0)
+    );
     let log = running.stop_and_read_stderr();
     assert!(log.contains("demo mode"), "{log}");
 }
@@ -160,7 +184,13 @@ async fn token_never_in_logs_metrics_or_errors_at_debug() {
             is_transient: false,
         }),
     );
-    sim.set_fault(PHONE2, Some(Fault::Raw { status: 200, body: format!("{{\"data\": \"{TOKEN}\"}}") }));
+    sim.set_fault(
+        PHONE2,
+        Some(Fault::Raw {
+            status: 200,
+            body: format!("{{\"data\": \"{TOKEN}\"}}"),
+        }),
+    );
     sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
     let dir = temp_dir("leak");
     let token_file = dir.join("token");
@@ -170,7 +200,10 @@ async fn token_never_in_logs_metrics_or_errors_at_debug() {
         &cfg,
         config_yaml(&url, "", "").replace(
             "  request_timeout: 5s\n",
-            &format!("  request_timeout: 5s\n  access_token_file: {}\n", token_file.display()),
+            &format!(
+                "  request_timeout: 5s\n  access_token_file: {}\n",
+                token_file.display()
+            ),
         ),
     )
     .unwrap();
@@ -199,12 +232,19 @@ async fn token_never_in_logs_metrics_or_errors_at_debug() {
         let m = Metrics::parse(&text);
         assert_eq!(up(&m, "message_history", PHONE), Some(0.0));
         assert_eq!(up(&m, "message_history", PHONE2), Some(0.0));
-        assert_eq!(up(&m, "activities", WABA), Some(1.0), "the token file was used");
+        assert_eq!(
+            up(&m, "activities", WABA),
+            Some(1.0),
+            "the token file was used"
+        );
         assert!(!text.contains(TOKEN));
         let log = running.stop_and_read_stderr();
         assert!(log.contains("collection failing"), "{log}");
         assert!(log.contains("error_code"), "{log}");
-        assert!(!log.contains(TOKEN), "token leaked in {format} logs:\n{log}");
+        assert!(
+            !log.contains(TOKEN),
+            "token leaked in {format} logs:\n{log}"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -10,7 +10,10 @@ const ERRORS: &str = "whatsapp_message_delivery_errors_total";
 const ACTIVITY: &str = "whatsapp_activity_events_total";
 
 fn status(m: &Metrics, phone: &str, s: &str) -> f64 {
-    m.val(STATUS, &[("phone_number_id", phone), ("delivery_status", s)])
+    m.val(
+        STATUS,
+        &[("phone_number_id", phone), ("delivery_status", s)],
+    )
 }
 
 #[tokio::test]
@@ -21,30 +24,63 @@ async fn baseline_new_events_and_nothing_new() {
     for i in 0..5 {
         old.push(sim.add_message(
             PHONE,
-            vec![SimEvent::new("SENT", t + i), SimEvent::new("DELIVERED", t + i + 1)],
+            vec![
+                SimEvent::new("SENT", t + i),
+                SimEvent::new("DELIVERED", t + i + 1),
+            ],
         ));
     }
     sim.add_activity(WABA, SimActivity::new("USER", "USER_ADDED", t), true);
-    sim.add_activity(WABA, SimActivity::new("PHONE_NUMBER", "PHONE_NUMBER_ADDED", t + 1), true);
+    sim.add_activity(
+        WABA,
+        SimActivity::new("PHONE_NUMBER", "PHONE_NUMBER_ADDED", t + 1),
+        true,
+    );
     let exp = Exporter::start(&config_yaml(&url, "", "")).await;
 
     // Baseline: history is remembered, not counted; its series exist at 0.
     let m = exp.scrape().await;
-    assert_eq!(m.get(STATUS, &[("phone_number_id", PHONE), ("delivery_status", "SENT")]), Some(0.0));
-    assert_eq!(m.get(ACTIVITY, &[("waba_id", WABA), ("event_type", "USER_ADDED")]), Some(0.0));
+    assert_eq!(
+        m.get(
+            STATUS,
+            &[("phone_number_id", PHONE), ("delivery_status", "SENT")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get(ACTIVITY, &[("waba_id", WABA), ("event_type", "USER_ADDED")]),
+        Some(0.0)
+    );
     assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
     assert_eq!(up(&m, "message_history", PHONE2), Some(1.0));
     assert_eq!(up(&m, "activities", WABA), Some(1.0));
     assert_eq!(
-        m.get("whatsapp_last_event_timestamp_seconds", &[("collector", "message_history"), ("target", PHONE)]),
+        m.get(
+            "whatsapp_last_event_timestamp_seconds",
+            &[("collector", "message_history"), ("target", PHONE)]
+        ),
         Some((t + 5) as f64)
     );
-    assert_eq!(m.get("whatsapp_seen_events", &[("collector", "message_history"), ("target", PHONE)]), Some(10.0));
+    assert_eq!(
+        m.get(
+            "whatsapp_seen_events",
+            &[("collector", "message_history"), ("target", PHONE)]
+        ),
+        Some(10.0)
+    );
 
     // New traffic: two new messages, a READ on an old one, a failed one, one activity.
     let t2 = now() - 5;
     sim.add_message(PHONE, vec![SimEvent::new("SENT", t2)]);
-    sim.add_message(PHONE, vec![SimEvent::new("SENT", t2), SimEvent::new("FAILED", t2 + 1).webhook("FAILED").error("Message undeliverable")]);
+    sim.add_message(
+        PHONE,
+        vec![
+            SimEvent::new("SENT", t2),
+            SimEvent::new("FAILED", t2 + 1)
+                .webhook("FAILED")
+                .error("Message undeliverable"),
+        ],
+    );
     assert!(sim.add_event(PHONE, &old[0], SimEvent::new("READ", t2), false));
     sim.add_activity(WABA, SimActivity::new("USER", "USER_REMOVED", t2), true);
     let m = exp.scrape().await;
@@ -54,16 +90,48 @@ async fn baseline_new_events_and_nothing_new() {
     assert_eq!(status(&m, PHONE, "DELIVERED"), 0.0);
     assert_eq!(m.sum(STATUS, &[("phone_number_id", PHONE2)]), 0.0);
     assert_eq!(
-        m.val(WEBHOOK, &[("phone_number_id", PHONE), ("application_id", "9876543210987654"), ("webhook_update_state", "DELIVERED")]),
+        m.val(
+            WEBHOOK,
+            &[
+                ("phone_number_id", PHONE),
+                ("application_id", "9876543210987654"),
+                ("webhook_update_state", "DELIVERED")
+            ]
+        ),
         3.0
     );
     assert_eq!(
-        m.val(FAILURES, &[("phone_number_id", PHONE), ("webhook_update_state", "FAILED")]),
+        m.val(
+            FAILURES,
+            &[
+                ("phone_number_id", PHONE),
+                ("webhook_update_state", "FAILED")
+            ]
+        ),
         1.0
     );
     assert_eq!(m.sum(FAILURES, &[]), 1.0);
-    assert_eq!(m.val(ERRORS, &[("phone_number_id", PHONE), ("error", "Message undeliverable")]), 1.0);
-    assert_eq!(m.val(ACTIVITY, &[("waba_id", WABA), ("category", "USER"), ("event_type", "USER_REMOVED")]), 1.0);
+    assert_eq!(
+        m.val(
+            ERRORS,
+            &[
+                ("phone_number_id", PHONE),
+                ("error", "Message undeliverable")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.val(
+            ACTIVITY,
+            &[
+                ("waba_id", WABA),
+                ("category", "USER"),
+                ("event_type", "USER_REMOVED")
+            ]
+        ),
+        1.0
+    );
     assert_eq!(m.sum(ACTIVITY, &[]), 1.0);
 
     // Nothing new: unchanged, and exactly one activities request.
@@ -71,7 +139,11 @@ async fn baseline_new_events_and_nothing_new() {
     let m2 = exp.scrape().await;
     assert_eq!(sim.requests("activities", WABA), before + 1);
     for name in [STATUS, WEBHOOK, FAILURES, ERRORS, ACTIVITY] {
-        assert_eq!(m.sum(name, &[]), m2.sum(name, &[]), "{name} changed with nothing new");
+        assert_eq!(
+            m.sum(name, &[]),
+            m2.sum(name, &[]),
+            "{name} changed with nothing new"
+        );
     }
     exp.stop().await;
 }
@@ -86,7 +158,13 @@ async fn page_shifts_and_updates_deep_in_the_window() {
     }
     let exp = Exporter::start(&config_yaml(&url, "  page_size: 2\n  max_pages: 50\n", "")).await;
     let m = exp.scrape().await;
-    assert_eq!(m.val("whatsapp_collection_pages_total", &[("collector", "message_history"), ("target", PHONE)]), 5.0);
+    assert_eq!(
+        m.val(
+            "whatsapp_collection_pages_total",
+            &[("collector", "message_history"), ("target", PHONE)]
+        ),
+        5.0
+    );
 
     // Five new messages push everything down 2.5 pages; an old message (now
     // on page 6) and one on page 3 get new events.
@@ -99,7 +177,10 @@ async fn page_shifts_and_updates_deep_in_the_window() {
     let m = exp.scrape().await;
     assert_eq!(status(&m, PHONE, "SENT"), 5.0);
     assert_eq!(status(&m, PHONE, "DELIVERED"), 2.0);
-    assert_eq!(m.val("whatsapp_collection_truncated_total", &[("target", PHONE)]), 0.0);
+    assert_eq!(
+        m.val("whatsapp_collection_truncated_total", &[("target", PHONE)]),
+        0.0
+    );
 
     // Again with nothing new: the same numbers.
     let m = exp.scrape().await;
@@ -123,7 +204,10 @@ async fn label_values_pass_through_unknown_and_error_cap() {
         webhook_uri: None,
         error_description: None,
     };
-    sim.add_message(PHONE, vec![odd, SimEvent::new("SENT", t).webhook("RETRYING").app("42")]);
+    sim.add_message(
+        PHONE,
+        vec![odd, SimEvent::new("SENT", t).webhook("RETRYING").app("42")],
+    );
     let mut evs = Vec::new();
     for i in 0..5 {
         evs.push(SimEvent::new("FAILED", t).error(&format!("  error   number\n{i}  ")));
@@ -137,11 +221,24 @@ async fn label_values_pass_through_unknown_and_error_cap() {
     let m = exp.scrape().await;
     assert_eq!(status(&m, PHONE, "PLAYED_2027"), 1.0);
     assert_eq!(
-        m.val(WEBHOOK, &[("phone_number_id", PHONE), ("application_id", "unknown"), ("webhook_update_state", "unknown")]),
+        m.val(
+            WEBHOOK,
+            &[
+                ("phone_number_id", PHONE),
+                ("application_id", "unknown"),
+                ("webhook_update_state", "unknown")
+            ]
+        ),
         1.0
     );
     assert_eq!(
-        m.val(FAILURES, &[("application_id", "42"), ("webhook_update_state", "RETRYING")]),
+        m.val(
+            FAILURES,
+            &[
+                ("application_id", "42"),
+                ("webhook_update_state", "RETRYING")
+            ]
+        ),
         1.0
     );
     // 3 named error labels (normalised), the rest under "other".
@@ -150,21 +247,42 @@ async fn label_values_pass_through_unknown_and_error_cap() {
     assert_eq!(m.val(ERRORS, &[("error", "error number 0")]), 1.0);
     assert_eq!(m.val(ERRORS, &[("error", "error number 2")]), 1.0);
     assert_eq!(m.val(ERRORS, &[("error", "other")]), 3.0);
-    assert!(errors.iter().all(|s| s.labels["error"].chars().count() <= 100));
-    assert_eq!(m.val(ACTIVITY, &[("category", "unknown"), ("event_type", "Y")]), 1.0);
+    assert!(
+        errors
+            .iter()
+            .all(|s| s.labels["error"].chars().count() <= 100)
+    );
+    assert_eq!(
+        m.val(ACTIVITY, &[("category", "unknown"), ("event_type", "Y")]),
+        1.0
+    );
     exp.stop().await;
 }
 
 #[tokio::test]
 async fn configured_failure_states_replace_the_default() {
     let (sim, url) = simulator().await;
-    let exp = Exporter::start(&config_yaml(&url, "  webhook_failure_states: [TIMED_OUT]\n", "")).await;
+    let exp = Exporter::start(&config_yaml(
+        &url,
+        "  webhook_failure_states: [TIMED_OUT]\n",
+        "",
+    ))
+    .await;
     exp.scrape().await;
     let t = now();
-    sim.add_message(PHONE, vec![SimEvent::new("SENT", t).webhook("FAILED"), SimEvent::new("DELIVERED", t).webhook("TIMED_OUT")]);
+    sim.add_message(
+        PHONE,
+        vec![
+            SimEvent::new("SENT", t).webhook("FAILED"),
+            SimEvent::new("DELIVERED", t).webhook("TIMED_OUT"),
+        ],
+    );
     let m = exp.scrape().await;
     assert_eq!(m.sum(FAILURES, &[]), 1.0);
-    assert_eq!(m.val(FAILURES, &[("webhook_update_state", "TIMED_OUT")]), 1.0);
+    assert_eq!(
+        m.val(FAILURES, &[("webhook_update_state", "TIMED_OUT")]),
+        1.0
+    );
     assert_eq!(m.sum(WEBHOOK, &[]), 2.0);
     exp.stop().await;
 }
@@ -200,7 +318,10 @@ async fn lookback_bounds_counting_memory_and_pages() {
     }
     let exp = Exporter::start(&config_yaml(&url, "  page_size: 2\n  lookback: 24h\n", "")).await;
     let m = exp.scrape().await;
-    assert_eq!(m.get("whatsapp_seen_events", &[("target", PHONE)]), Some(0.0));
+    assert_eq!(
+        m.get("whatsapp_seen_events", &[("target", PHONE)]),
+        Some(0.0)
+    );
     // Page 1 is all older than the edge: the scan stops there.
     assert_eq!(sim.requests("message_history", PHONE), 1);
 
@@ -212,10 +333,16 @@ async fn lookback_bounds_counting_memory_and_pages() {
     let m = exp.scrape().await;
     assert_eq!(status(&m, PHONE, "SENT"), 2.0);
     assert_eq!(status(&m, PHONE, "READ"), 0.0);
-    assert_eq!(m.get("whatsapp_seen_events", &[("target", PHONE)]), Some(2.0));
+    assert_eq!(
+        m.get("whatsapp_seen_events", &[("target", PHONE)]),
+        Some(2.0)
+    );
     // New page 1, then page 2 is all old: two requests.
     assert_eq!(sim.requests("message_history", PHONE), 3);
-    assert_eq!(m.val("whatsapp_collection_truncated_total", &[("target", PHONE)]), 0.0);
+    assert_eq!(
+        m.val("whatsapp_collection_truncated_total", &[("target", PHONE)]),
+        0.0
+    );
     exp.stop().await;
 }
 
@@ -228,11 +355,20 @@ async fn max_pages_truncation_is_reported() {
     }
     let exp = Exporter::start(&config_yaml(&url, "  page_size: 2\n  max_pages: 3\n", "")).await;
     let m = exp.scrape().await;
-    assert_eq!(m.val("whatsapp_collection_truncated_total", &[("collector", "message_history"), ("target", PHONE)]), 1.0);
+    assert_eq!(
+        m.val(
+            "whatsapp_collection_truncated_total",
+            &[("collector", "message_history"), ("target", PHONE)]
+        ),
+        1.0
+    );
     assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
     assert_eq!(sim.requests("message_history", PHONE), 3);
     // PHONE2 has one (empty) page: not truncated.
-    assert_eq!(m.val("whatsapp_collection_truncated_total", &[("target", PHONE2)]), 0.0);
+    assert_eq!(
+        m.val("whatsapp_collection_truncated_total", &[("target", PHONE2)]),
+        0.0
+    );
     exp.stop().await;
 }
 
@@ -243,7 +379,11 @@ async fn concurrent_scrapes_share_one_collection() {
     let exp = Exporter::start(&yaml).await;
     let scrapes = (0..6).map(|_| exp.scrape());
     let results = futures_util::future::join_all(scrapes).await;
-    assert!(results.iter().all(|m| up(m, "activities", WABA) == Some(1.0)));
+    assert!(
+        results
+            .iter()
+            .all(|m| up(m, "activities", WABA) == Some(1.0))
+    );
     assert_eq!(sim.requests("activities", WABA), 1);
     assert_eq!(sim.requests("message_history", PHONE), 1);
     // Within min_interval: served from the last collection.

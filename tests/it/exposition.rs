@@ -12,9 +12,23 @@ async fn busy_exporter() -> (Exporter, whatsapp_exporter::sim::Simulator) {
     let (sim, url) = simulator().await;
     let exp = Exporter::start(&config_yaml(&url, "", "")).await;
     exp.scrape().await;
-    sim.add_message(PHONE, vec![SimEvent::new("SENT", now()), SimEvent::new("FAILED", now()).webhook("FAILED").error("a \"quoted\" \\ error")]);
+    sim.add_message(
+        PHONE,
+        vec![
+            SimEvent::new("SENT", now()),
+            SimEvent::new("FAILED", now())
+                .webhook("FAILED")
+                .error("a \"quoted\" \\ error"),
+        ],
+    );
     sim.add_activity(WABA, SimActivity::new("USER", "USER_ADDED", now()), true);
-    sim.set_fault(PHONE2, Some(Fault::Raw { status: 200, body: "{".into() }));
+    sim.set_fault(
+        PHONE2,
+        Some(Fault::Raw {
+            status: 200,
+            body: "{".into(),
+        }),
+    );
     (exp, sim)
 }
 
@@ -37,13 +51,26 @@ async fn negotiates_like_the_go_client() {
     assert!(om.contains("# TYPE whatsapp_message_status_events counter\n"));
     assert!(om.contains("whatsapp_message_status_events_total{"));
 
-    let resp = client.get(format!("{}/metrics", exp.url)).send().await.unwrap();
-    assert_eq!(resp.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    let resp = client
+        .get(format!("{}/metrics", exp.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
     let classic = resp.text().await.unwrap();
     assert!(!classic.contains("# EOF"));
     assert!(classic.contains("# TYPE whatsapp_message_status_events_total counter\n"));
     let m = Metrics::parse(&classic);
-    assert_eq!(m.val("whatsapp_message_delivery_errors_total", &[("error", "a \"quoted\" \\ error")]), 1.0);
+    assert_eq!(
+        m.val(
+            "whatsapp_message_delivery_errors_total",
+            &[("error", "a \"quoted\" \\ error")]
+        ),
+        1.0
+    );
     // Every pinned metric is there.
     for name in [
         "whatsapp_activity_events_total",
@@ -61,7 +88,10 @@ async fn negotiates_like_the_go_client() {
         "whatsapp_graph_api_request_duration_seconds_bucket",
         "whatsapp_exporter_build_info",
     ] {
-        assert!(classic.contains(&format!("# TYPE {}", name.trim_end_matches("_bucket"))), "no TYPE for {name}");
+        assert!(
+            classic.contains(&format!("# TYPE {}", name.trim_end_matches("_bucket"))),
+            "no TYPE for {name}"
+        );
     }
     exp.stop().await;
 }
@@ -80,13 +110,21 @@ async fn promtool_check_metrics_is_clean() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(classic.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(classic.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success() && report.trim().is_empty(), "promtool: {report}\n{classic}");
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool: {report}\n{classic}"
+    );
     exp.stop().await;
 }

@@ -4,7 +4,10 @@ use crate::support::*;
 use whatsapp_exporter::sim::{Fault, SimEvent};
 
 fn api_errors(m: &Metrics, endpoint: &str, code: &str) -> f64 {
-    m.val("whatsapp_graph_api_errors_total", &[("endpoint", endpoint), ("error_code", code)])
+    m.val(
+        "whatsapp_graph_api_errors_total",
+        &[("endpoint", endpoint), ("error_code", code)],
+    )
 }
 
 #[tokio::test]
@@ -14,7 +17,12 @@ async fn failing_target_beside_healthy_ones() {
     exp.scrape().await;
     sim.set_fault(
         PHONE2,
-        Some(Fault::GraphError { status: 500, code: 2, message: "Service temporarily unavailable".into(), is_transient: true }),
+        Some(Fault::GraphError {
+            status: 500,
+            code: 2,
+            message: "Service temporarily unavailable".into(),
+            is_transient: true,
+        }),
     );
     let t = now() - 1;
     sim.add_message(PHONE, vec![SimEvent::new("SENT", t)]);
@@ -23,17 +31,41 @@ async fn failing_target_beside_healthy_ones() {
     assert_eq!(up(&m, "message_history", PHONE2), Some(0.0));
     assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
     assert_eq!(up(&m, "activities", WABA), Some(1.0));
-    assert_eq!(m.val("whatsapp_message_status_events_total", &[("phone_number_id", PHONE), ("delivery_status", "SENT")]), 1.0);
+    assert_eq!(
+        m.val(
+            "whatsapp_message_status_events_total",
+            &[("phone_number_id", PHONE), ("delivery_status", "SENT")]
+        ),
+        1.0
+    );
     assert_eq!(api_errors(&m, "message_history", "2"), 1.0);
-    assert_eq!(m.val("whatsapp_graph_api_requests_total", &[("endpoint", "message_history"), ("status_code", "500")]), 1.0);
+    assert_eq!(
+        m.val(
+            "whatsapp_graph_api_requests_total",
+            &[("endpoint", "message_history"), ("status_code", "500")]
+        ),
+        1.0
+    );
 
     // Recovery: the event that arrived during the fault is counted, once.
     sim.set_fault(PHONE2, None);
     let m = exp.scrape().await;
     assert_eq!(up(&m, "message_history", PHONE2), Some(1.0));
-    assert_eq!(m.val("whatsapp_message_status_events_total", &[("phone_number_id", PHONE2), ("delivery_status", "SENT")]), 1.0);
+    assert_eq!(
+        m.val(
+            "whatsapp_message_status_events_total",
+            &[("phone_number_id", PHONE2), ("delivery_status", "SENT")]
+        ),
+        1.0
+    );
     let m = exp.scrape().await;
-    assert_eq!(m.val("whatsapp_message_status_events_total", &[("phone_number_id", PHONE2), ("delivery_status", "SENT")]), 1.0);
+    assert_eq!(
+        m.val(
+            "whatsapp_message_status_events_total",
+            &[("phone_number_id", PHONE2), ("delivery_status", "SENT")]
+        ),
+        1.0
+    );
     exp.stop().await;
 }
 
@@ -41,17 +73,35 @@ async fn failing_target_beside_healthy_ones() {
 async fn failed_baseline_is_retried_not_counted() {
     let (sim, url) = simulator().await;
     sim.add_message(PHONE, vec![SimEvent::new("SENT", now() - 50)]);
-    sim.set_fault(PHONE, Some(Fault::Raw { status: 502, body: "<html>Bad Gateway</html>".into() }));
+    sim.set_fault(
+        PHONE,
+        Some(Fault::Raw {
+            status: 502,
+            body: "<html>Bad Gateway</html>".into(),
+        }),
+    );
     let exp = Exporter::start(&config_yaml(&url, "", "")).await;
     let m = exp.scrape().await;
     assert_eq!(up(&m, "message_history", PHONE), Some(0.0));
     assert_eq!(api_errors(&m, "message_history", "http_502"), 1.0);
-    assert!(m.get("whatsapp_last_success_timestamp_seconds", &[("target", PHONE)]).is_none());
+    assert!(
+        m.get(
+            "whatsapp_last_success_timestamp_seconds",
+            &[("target", PHONE)]
+        )
+        .is_none()
+    );
     sim.set_fault(PHONE, None);
     let m = exp.scrape().await;
     // That first successful collection is the baseline: history is not counted.
     assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
-    assert_eq!(m.sum("whatsapp_message_status_events_total", &[("phone_number_id", PHONE)]), 0.0);
+    assert_eq!(
+        m.sum(
+            "whatsapp_message_status_events_total",
+            &[("phone_number_id", PHONE)]
+        ),
+        0.0
+    );
     exp.stop().await;
 }
 
@@ -63,7 +113,11 @@ async fn invalid_token_fails_every_target_and_never_leaks() {
     let text = exp.scrape_text(None).await;
     let om = exp.scrape_text(Some("application/openmetrics-text")).await;
     let m = Metrics::parse(&text);
-    for (c, t) in [("activities", WABA), ("message_history", PHONE), ("message_history", PHONE2)] {
+    for (c, t) in [
+        ("activities", WABA),
+        ("message_history", PHONE),
+        ("message_history", PHONE2),
+    ] {
         assert_eq!(up(&m, c, t), Some(0.0), "{c} {t}");
     }
     // One collection (the first scrape) of two phone numbers and one WABA.
@@ -81,15 +135,28 @@ async fn hostile_pages_are_errors_not_crashes() {
     let cases = [
         ("{\"data\": [", "decode"),
         ("{\"data\": {\"not\": \"a list\"}}", "decode"),
-        ("{\"data\": [{\"id\": \"1\", \"events\": {\"data\": [{\"timestamp\": \"soon\"}]}}]}", "decode"),
+        (
+            "{\"data\": [{\"id\": \"1\", \"events\": {\"data\": [{\"timestamp\": \"soon\"}]}}]}",
+            "decode",
+        ),
         ("null", "decode"),
     ];
     for (i, (body, code)) in cases.iter().enumerate() {
-        sim.set_fault(PHONE, Some(Fault::Raw { status: 200, body: body.to_string() }));
+        sim.set_fault(
+            PHONE,
+            Some(Fault::Raw {
+                status: 200,
+                body: body.to_string(),
+            }),
+        );
         let m = exp.scrape().await;
         assert_eq!(up(&m, "message_history", PHONE), Some(0.0), "{body}");
         assert_eq!(up(&m, "message_history", PHONE2), Some(1.0));
-        assert_eq!(api_errors(&m, "message_history", code), (i + 1) as f64, "{body}");
+        assert_eq!(
+            api_errors(&m, "message_history", code),
+            (i + 1) as f64,
+            "{body}"
+        );
     }
     sim.set_fault(PHONE, None);
     let m = exp.scrape().await;
@@ -116,7 +183,13 @@ async fn repeating_cursor_is_a_loop_and_next_urls_are_not_followed() {
     // First page, then the page the cursor leads to, which repeats it: stop.
     assert_eq!(sim.requests("message_history", PHONE), before + 2);
     // The event on those pages is counted once, however often it was shown.
-    assert_eq!(m.val("whatsapp_message_status_events_total", &[("phone_number_id", PHONE), ("delivery_status", "SENT")]), 1.0);
+    assert_eq!(
+        m.val(
+            "whatsapp_message_status_events_total",
+            &[("phone_number_id", PHONE), ("delivery_status", "SENT")]
+        ),
+        1.0
+    );
 
     sim.set_fault(PHONE, None);
     let m = exp.scrape().await;
@@ -136,12 +209,22 @@ async fn empty_page_with_a_cursor_is_not_the_end() {
     );
     sim.set_fault(
         PHONE,
-        Some(Fault::Sequence([(200, empty.to_string()), (200, last)].into_iter().collect())),
+        Some(Fault::Sequence(
+            [(200, empty.to_string()), (200, last)]
+                .into_iter()
+                .collect(),
+        )),
     );
     let before = sim.requests("message_history", PHONE);
     let m = exp.scrape().await;
     assert_eq!(sim.requests("message_history", PHONE), before + 2);
     assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
-    assert_eq!(m.val("whatsapp_message_status_events_total", &[("phone_number_id", PHONE), ("delivery_status", "DELIVERED")]), 1.0);
+    assert_eq!(
+        m.val(
+            "whatsapp_message_status_events_total",
+            &[("phone_number_id", PHONE), ("delivery_status", "DELIVERED")]
+        ),
+        1.0
+    );
     exp.stop().await;
 }

@@ -5,5 +5,6 @@ mod binary;
 mod counting;
 mod exposition;
 mod faults;
+mod properties;
 mod restart;
 mod support;

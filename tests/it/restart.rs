@@ -47,17 +47,42 @@ async fn restart_with_state_file_counts_downtime_events_once() {
     sim.add_event(PHONE, &msg, SimEvent::new("DELIVERED", t + 1), false);
     sim.add_event(PHONE, &msg, SimEvent::new("READ", t + 2), false);
     sim.add_message(PHONE2, vec![SimEvent::new("SENT", t + 2)]);
-    sim.add_activity(WABA, SimActivity::new("PERMISSION", "PERMISSION_UPDATED", t + 3), true);
+    sim.add_activity(
+        WABA,
+        SimActivity::new("PERMISSION", "PERMISSION_UPDATED", t + 3),
+        true,
+    );
 
     let exp = Exporter::start(&yaml).await;
     for _ in 0..2 {
         let m = exp.scrape().await;
         assert_eq!(m.sum(STATUS, &[]), 3.0);
-        assert_eq!(m.val(STATUS, &[("phone_number_id", PHONE), ("delivery_status", "DELIVERED")]), 1.0);
-        assert_eq!(m.val(STATUS, &[("phone_number_id", PHONE), ("delivery_status", "READ")]), 1.0);
-        assert_eq!(m.val(STATUS, &[("phone_number_id", PHONE2), ("delivery_status", "SENT")]), 1.0);
+        assert_eq!(
+            m.val(
+                STATUS,
+                &[("phone_number_id", PHONE), ("delivery_status", "DELIVERED")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            m.val(
+                STATUS,
+                &[("phone_number_id", PHONE), ("delivery_status", "READ")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            m.val(
+                STATUS,
+                &[("phone_number_id", PHONE2), ("delivery_status", "SENT")]
+            ),
+            1.0
+        );
         assert_eq!(m.sum("whatsapp_activity_events_total", &[]), 1.0);
-        assert_eq!(m.val("whatsapp_state_file_writes_total", &[("result", "failure")]), 0.0);
+        assert_eq!(
+            m.val("whatsapp_state_file_writes_total", &[("result", "failure")]),
+            0.0
+        );
     }
     exp.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
@@ -70,13 +95,22 @@ async fn corrupt_state_file_is_set_aside_not_lost() {
     let state = dir.join("state.json");
     std::fs::write(&state, b"{ not json").unwrap();
     sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
-    let exp = Exporter::start(&config_yaml(&url, "", &format!("state_file: {}\n", state.display()))).await;
+    let exp = Exporter::start(&config_yaml(
+        &url,
+        "",
+        &format!("state_file: {}\n", state.display()),
+    ))
+    .await;
     let m = exp.scrape().await;
     assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
     assert_eq!(m.sum(STATUS, &[]), 0.0, "a new baseline, not a recount");
     let aside = dir.join("state.json.invalid");
     assert_eq!(std::fs::read(&aside).unwrap(), b"{ not json");
     exp.stop().await;
-    assert!(std::fs::read_to_string(&state).unwrap().contains("\"version\":1"));
+    assert!(
+        std::fs::read_to_string(&state)
+            .unwrap()
+            .contains("\"version\":1")
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

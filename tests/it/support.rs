@@ -51,8 +51,10 @@ pub struct Exporter {
 
 impl Exporter {
     pub async fn start(yaml: &str) -> Exporter {
-        let loaded = Config::from_yaml(yaml, "test", |k| (k == TOKEN_ENV).then(|| TOKEN.to_string()))
-            .expect("valid test config");
+        let loaded = Config::from_yaml(yaml, "test", |k| {
+            (k == TOKEN_ENV).then(|| TOKEN.to_string())
+        })
+        .expect("valid test config");
         let state: Arc<AppState> = AppState::new(&loaded, "/metrics").expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -194,7 +196,11 @@ impl Metrics {
     /// The one value of `name` with these labels, or None if absent.
     pub fn get(&self, name: &str, want: &[(&str, &str)]) -> Option<f64> {
         let found = self.find(name, want);
-        assert!(found.len() <= 1, "{name} {want:?} matches {} series", found.len());
+        assert!(
+            found.len() <= 1,
+            "{name} {want:?} matches {} series",
+            found.len()
+        );
         found.first().map(|s| s.value)
     }
 
@@ -211,7 +217,10 @@ impl Metrics {
 
 /// `whatsapp_up` of a target.
 pub fn up(m: &Metrics, collector: &str, target: &str) -> Option<f64> {
-    m.get("whatsapp_up", &[("collector", collector), ("target", target)])
+    m.get(
+        "whatsapp_up",
+        &[("collector", collector), ("target", target)],
+    )
 }
 
 /// Finds an external tool; without it, returns None after a notice, or
