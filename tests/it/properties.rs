@@ -50,13 +50,21 @@ enum Class {
     Must,
 }
 
+/// A record or event: (truth id, has an API id, timestamp).
+type Rec = (u64, bool, i64);
+
+/// Every third record has no id: identified by its content.
+fn rec(t: u64) -> Rec {
+    (t, !t.is_multiple_of(3), 1_000 + t as i64)
+}
+
 /// The world (Graph API contents) plus the exporter's state and the bookkeeping.
 #[derive(Default)]
 struct Harness {
-    // message id -> events (truth id, has api id, timestamp); oldest message first
-    messages: Vec<(String, Vec<(u64, bool, i64)>)>,
-    // activity records (truth id, has api id, timestamp), oldest first
-    records: Vec<(u64, bool, i64)>,
+    // message id -> events; oldest message first
+    messages: Vec<(String, Vec<Rec>)>,
+    // activity records, oldest first
+    records: Vec<Rec>,
     next: u64,
     class: HashMap<u64, Class>,
     counted: HashMap<u64, u32>,
@@ -83,14 +91,9 @@ impl Harness {
     fn add(&mut self, activities: bool, n: u8) {
         if activities {
             let t = self.fresh();
-            // Every third record has no id: identified by its content.
-            self.records.push((t, t % 3 != 0, 1_000 + t as i64));
+            self.records.push(rec(t));
         } else {
-            let events = (0..n).map(|_| {
-                let t = self.fresh();
-                (t, t % 3 != 0, 1_000 + t as i64)
-            });
-            let events = events.collect();
+            let events = (0..n).map(|_| rec(self.fresh())).collect();
             let id = format!("m{}", self.next);
             self.messages.push((id, events));
         }
@@ -102,7 +105,7 @@ impl Harness {
         }
         let i = pick % self.messages.len();
         let t = self.fresh();
-        self.messages[i].1.push((t, t % 3 != 0, 1_000 + t as i64));
+        self.messages[i].1.push(rec(t));
     }
 
     fn existing(&self, activities: bool) -> Vec<u64> {
