@@ -210,12 +210,31 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// Counts a request as in flight until dropped.
+struct InFlight(Simulator);
+
+impl InFlight {
+    fn new(sim: &Simulator) -> Self {
+        let mut d = sim.lock();
+        d.in_flight += 1;
+        d.max_in_flight = d.max_in_flight.max(d.in_flight);
+        InFlight(sim.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.lock().in_flight -= 1;
+    }
+}
+
 async fn handle(
     State(sim): State<Simulator>,
     Path((version, id, edge)): Path<(String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    let _in_flight = InFlight::new(&sim);
     let fault = {
         let mut d = sim.lock();
         *d.requests.entry((edge.clone(), id.clone())).or_default() += 1;

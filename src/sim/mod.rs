@@ -151,6 +151,8 @@ struct SimData {
     phones: BTreeMap<String, Vec<Stored<SimMessage>>>,
     faults: HashMap<String, Fault>,
     requests: HashMap<(String, String), u64>,
+    in_flight: usize,
+    max_in_flight: usize,
     next_seq: u64,
     next_id: u64,
 }
@@ -304,6 +306,11 @@ impl Simulator {
             .get(&(edge.to_string(), target.to_string()))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// The most requests that were being answered at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.lock().max_in_flight
     }
 
     /// Requests received in all.

@@ -391,3 +391,30 @@ async fn concurrent_scrapes_share_one_collection() {
     assert_eq!(sim.requests("activities", WABA), 1);
     exp.stop().await;
 }
+
+#[tokio::test]
+async fn targets_are_collected_concurrently_up_to_the_limit() {
+    use whatsapp_exporter::sim::Fault;
+    for (concurrency, expected) in [(1, 1), (2, 2), (8, 3)] {
+        let (sim, url) = simulator().await;
+        for t in [WABA, PHONE, PHONE2] {
+            sim.set_fault(t, Some(Fault::Delay(std::time::Duration::from_millis(300))));
+        }
+        let exp = Exporter::start(&config_yaml(
+            &url,
+            &format!("  concurrency: {concurrency}\n"),
+            "",
+        ))
+        .await;
+        let m = exp.scrape().await;
+        assert_eq!(
+            m.find("whatsapp_up", &[])
+                .iter()
+                .filter(|s| s.value == 1.0)
+                .count(),
+            3
+        );
+        assert_eq!(sim.max_in_flight(), expected, "concurrency {concurrency}");
+        exp.stop().await;
+    }
+}
