@@ -80,6 +80,15 @@ impl GraphError {
                 "invalid parameter or unknown id: check the id in the config and graph_api.version"
             }
             GraphError::Api { code: 803, .. } => "object not found: check the id in the config",
+            GraphError::Api {
+                is_transient: true, ..
+            }
+            | GraphError::Api { code: 1 | 2, .. } => {
+                "temporary Graph API failure: the next collection tries again; act only if it persists"
+            }
+            GraphError::Http { status } if *status >= 500 => {
+                "temporary Graph API failure: the next collection tries again; act only if it persists"
+            }
             GraphError::Api { .. } | GraphError::Http { .. } => {
                 "the Graph API refused the request; see the message"
             }

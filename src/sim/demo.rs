@@ -59,20 +59,23 @@ pub async fn start() -> std::io::Result<(Simulator, String)> {
     sim.add_waba(DEMO_WABA);
     let mut rng = StdRng::from_os_rng();
     let t0 = now() - 3600;
-    for phone in DEMO_PHONES {
+    for (p, phone) in DEMO_PHONES.into_iter().enumerate() {
         sim.add_phone(phone);
         for i in 0..60 {
             let ts = t0 + i * 60;
+            let hook = webhook_state(&mut rng, p, ts);
             let events = if i % 10 == 9 {
                 vec![
-                    SimEvent::new("SENT", ts),
-                    SimEvent::new("FAILED", ts + 1).error(ERRORS[(i / 10) as usize % ERRORS.len()]),
+                    SimEvent::new("SENT", ts).webhook(hook),
+                    SimEvent::new("FAILED", ts + 1)
+                        .webhook(hook)
+                        .error(ERRORS[(i / 10) as usize % ERRORS.len()]),
                 ]
             } else {
                 vec![
-                    SimEvent::new("SENT", ts),
-                    SimEvent::new("DELIVERED", ts + 2),
-                    SimEvent::new("READ", ts + rng.random_range(5..50)),
+                    SimEvent::new("SENT", ts).webhook(hook),
+                    SimEvent::new("DELIVERED", ts + 2).webhook(hook),
+                    SimEvent::new("READ", ts + rng.random_range(5..50)).webhook(hook),
                 ]
             };
             sim.add_message(phone, events);
