@@ -49,6 +49,8 @@ pub struct GraphApiConfig {
     pub request_timeout: Duration,
     /// Largest response body accepted; a larger one is an error (`too_large`).
     pub max_response_bytes: usize,
+    /// Retries of a transient failure (5xx, `is_transient`, network, timeout).
+    pub max_retries: u32,
 }
 
 impl Default for GraphApiConfig {
@@ -59,6 +61,7 @@ impl Default for GraphApiConfig {
             access_token_file: None,
             request_timeout: Duration::from_secs(10),
             max_response_bytes: 16 * 1024 * 1024,
+            max_retries: 2,
         }
     }
 }
@@ -98,6 +101,16 @@ pub struct CollectConfig {
     pub webhook_failure_states: Vec<String>,
     /// Distinct `error` label values per phone number before `other`.
     pub max_error_labels: usize,
+    /// API usage (percent, from Meta's headers) at which calls stop until access is regained.
+    pub usage_threshold_percent: f64,
+    /// First backoff after a rate limit without a regain time.
+    #[serde(with = "humantime_serde")]
+    pub backoff_initial: Duration,
+    /// Longest backoff.
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// Hard cap of calls per token per rolling hour, whatever the headers say.
+    pub max_requests_per_hour: Option<u32>,
 }
 
 impl Default for CollectConfig {
@@ -110,6 +123,10 @@ impl Default for CollectConfig {
             concurrency: 8,
             webhook_failure_states: vec!["FAILED".into(), "ERROR".into(), "RETRYING".into()],
             max_error_labels: 20,
+            usage_threshold_percent: 90.0,
+            backoff_initial: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(3600),
+            max_requests_per_hour: None,
         }
     }
 }
@@ -327,6 +344,31 @@ impl Config {
             bad(
                 "collect.webhook_failure_states",
                 "contains an empty value".into(),
+            );
+        }
+        if !(c.usage_threshold_percent > 0.0 && c.usage_threshold_percent <= 100.0) {
+            bad(
+                "collect.usage_threshold_percent",
+                format!("{} is out of range (0, 100]", c.usage_threshold_percent),
+            );
+        }
+        if c.backoff_initial.is_zero() || c.backoff_max < c.backoff_initial {
+            bad(
+                "collect.backoff_max",
+                "backoff_initial must be more than 0s and backoff_max at least backoff_initial"
+                    .into(),
+            );
+        }
+        if c.max_requests_per_hour == Some(0) {
+            bad(
+                "collect.max_requests_per_hour",
+                "0 would forbid every call; leave it out for no cap".into(),
+            );
+        }
+        if g.max_retries > 10 {
+            bad(
+                "graph_api.max_retries",
+                format!("{} is out of range 0..10", g.max_retries),
             );
         }
         if self.accounts.is_empty() {

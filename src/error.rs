@@ -45,6 +45,9 @@ pub enum GraphError {
     /// The API handed back a cursor already used in this collection.
     #[error("pagination cursor repeated; stopped to avoid a loop")]
     CursorLoop,
+    /// No call was made: the target is held back by the API budget.
+    #[error("held back by the API budget for {0:?}")]
+    Throttled(Duration),
 }
 
 impl GraphError {
@@ -58,6 +61,33 @@ impl GraphError {
             GraphError::Timeout(_) => "timeout".into(),
             GraphError::TooLarge(_) => "too_large".into(),
             GraphError::CursorLoop => "cursor_loop".into(),
+            GraphError::Throttled(_) => "throttled".into(),
+        }
+    }
+
+    /// Whether another attempt may succeed: transient errors, 5xx, network
+    /// failures and timeouts; never token, permission, parameter, not-found
+    /// or rate-limit errors.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            GraphError::Api {
+                code,
+                status,
+                is_transient,
+                ..
+            } => {
+                let permanent = matches!(code, 190 | 10 | 100 | 803)
+                    || (200..=299).contains(code)
+                    || crate::graph::budget::RATE_LIMIT_CODES.contains(code)
+                    || *status == 429;
+                !permanent && (*is_transient || *status >= 500)
+            }
+            GraphError::Http { status } => *status >= 500,
+            GraphError::Network(_) | GraphError::Timeout(_) => true,
+            GraphError::Decode(_)
+            | GraphError::TooLarge(_)
+            | GraphError::CursorLoop
+            | GraphError::Throttled(_) => false,
         }
     }
 
@@ -92,6 +122,9 @@ impl GraphError {
             GraphError::Api { .. } | GraphError::Http { .. } => {
                 "the Graph API refused the request; see the message"
             }
+            GraphError::Throttled(_) => {
+                "holding back to stay within the API budget: see whatsapp_graph_api_usage_percent"
+            }
             GraphError::Decode(_) | GraphError::TooLarge(_) | GraphError::CursorLoop => {
                 "the Graph API sent a response the exporter cannot use; check graph_api.base_url"
             }
@@ -124,5 +157,25 @@ mod tests {
             "timeout"
         );
         assert_eq!(GraphError::CursorLoop.kind(), "cursor_loop");
+        assert!(!api.is_retryable());
+        let transient = GraphError::Api {
+            status: 500,
+            code: 2,
+            subcode: None,
+            message: String::new(),
+            is_transient: true,
+        };
+        assert!(transient.is_retryable());
+        let limited = GraphError::Api {
+            status: 400,
+            code: 80007,
+            subcode: None,
+            message: String::new(),
+            is_transient: true,
+        };
+        assert!(!limited.is_retryable());
+        assert!(GraphError::Http { status: 503 }.is_retryable());
+        assert!(!GraphError::Http { status: 404 }.is_retryable());
+        assert!(!GraphError::Decode(String::new()).is_retryable());
     }
 }

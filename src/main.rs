@@ -43,6 +43,13 @@ struct Flags {
         value_name = "PATH"
     )]
     telemetry_path: String,
+    /// Seconds subtracted from Prometheus' X-Prometheus-Scrape-Timeout-Seconds to get the scrape deadline.
+    #[arg(
+        long = "web.timeout-offset",
+        default_value_t = 0.5,
+        value_name = "SECONDS"
+    )]
+    timeout_offset: f64,
     /// Run against an embedded Graph API simulator with live traffic (no config, no token).
     #[arg(long = "demo", conflicts_with = "config_file")]
     demo: bool,
@@ -117,7 +124,9 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             .context("--config.file=PATH is required (or --demo)")?;
         Config::load(path)?
     };
-    let state = AppState::new(&loaded, &flags.telemetry_path)?;
+    let offset = std::time::Duration::try_from_secs_f64(flags.timeout_offset)
+        .context("--web.timeout-offset must be a non-negative number of seconds")?;
+    let state = AppState::new(&loaded, &flags.telemetry_path, offset)?;
     let listener = bind(&flags.listen_address).await?;
     tracing::info!(
         version = VERSION,

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 /// A Graph API access token. Cheap to clone; never printed.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct AccessToken(Arc<str>);
 
 impl AccessToken {

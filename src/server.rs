@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -16,6 +17,7 @@ use tokio::net::TcpListener;
 use crate::collector::Collectors;
 use crate::config::LoadedConfig;
 use crate::graph::GraphClient;
+use crate::graph::budget::{Budget, BudgetSettings};
 use crate::metrics::Metrics;
 use crate::metrics::encode::{Format, encode};
 
@@ -32,19 +34,33 @@ pub struct AppState {
     pub collectors: Arc<Collectors>,
     /// Where metrics are served.
     pub telemetry_path: String,
+    /// Subtracted from Prometheus' scrape timeout to get the scrape deadline.
+    pub timeout_offset: Duration,
 }
 
 impl AppState {
     /// Builds registry, metrics, client and collectors for a configuration.
-    pub fn new(loaded: &LoadedConfig, telemetry_path: &str) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        loaded: &LoadedConfig,
+        telemetry_path: &str,
+        timeout_offset: Duration,
+    ) -> anyhow::Result<Arc<Self>> {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry, VERSION, REVISION);
-        let client = GraphClient::new(&loaded.config.graph_api, metrics.clone())?;
+        let c = &loaded.config.collect;
+        let budget = Arc::new(Budget::new(BudgetSettings {
+            threshold_percent: c.usage_threshold_percent,
+            backoff_initial: c.backoff_initial,
+            backoff_max: c.backoff_max,
+            max_requests_per_hour: c.max_requests_per_hour,
+        }));
+        let client = GraphClient::new(&loaded.config.graph_api, budget, metrics.clone())?;
         let collectors = Arc::new(Collectors::new(loaded, client, metrics));
         Ok(Arc::new(AppState {
             registry,
             collectors,
             telemetry_path: telemetry_path.to_string(),
+            timeout_offset,
         }))
     }
 }
@@ -60,11 +76,26 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    // Collect in a task of its own, so a scraper hanging up does not cut a
-    // collection short halfway.
+    let deadline = scrape_deadline(&headers, state.timeout_offset);
+    // Collect in a task of its own: a scraper hanging up, or the deadline
+    // passing, does not cut a collection short; it goes on and warms the
+    // values the next scrape serves.
     let collectors = state.collectors.clone();
-    if let Err(e) = tokio::spawn(async move { collectors.collect_all().await }).await {
-        tracing::error!(error = %e, "collection task failed");
+    let task = tokio::spawn(async move { collectors.collect_all(deadline).await });
+    let joined = match deadline {
+        Some(d) => tokio::time::timeout_at(d.into(), task).await,
+        None => Ok(task.await),
+    };
+    match joined {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "collection task failed"),
+        Err(_) => {
+            let n = state.collectors.mark_unfinished();
+            tracing::warn!(
+                unfinished = n,
+                "scrape deadline reached: serving the last values, unfinished targets report whatsapp_up 0"
+            );
+        }
     }
     match encode(&state.registry, format) {
         Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
@@ -73,6 +104,22 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
             (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response()
         }
     }
+}
+
+/// `X-Prometheus-Scrape-Timeout-Seconds` minus the offset, from now.
+fn scrape_deadline(headers: &HeaderMap, offset: Duration) -> Option<Instant> {
+    let secs: f64 = headers
+        .get("x-prometheus-scrape-timeout-seconds")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    if !secs.is_finite() || secs <= 0.0 {
+        return None;
+    }
+    let budget = (secs - offset.as_secs_f64()).max(0.0);
+    Some(Instant::now() + Duration::from_secs_f64(budget.min(3600.0)))
 }
 
 async fn landing(State(state): State<Arc<AppState>>) -> Html<String> {

@@ -8,6 +8,7 @@
 //! top while the walk is under way can push it onto the next page.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use crate::collector::seen::{SeenEvents, event_key};
 use crate::collector::{Collectors, Scan, Target, TargetState};
@@ -82,6 +83,7 @@ pub(super) async fn collect(
     target: &Target,
     st: &mut TargetState,
     edge: i64,
+    deadline: Option<Instant>,
 ) -> (u32, Result<End, GraphError>) {
     let counting = st.baseline_done;
     let waba = target.spec.id.as_str();
@@ -93,6 +95,7 @@ pub(super) async fn collect(
         fields: FIELDS,
         limit: ctx.settings.page_size,
         after: None,
+        deadline,
     };
     // After a walk that failed partway, records it saw sit above records
     // nobody has seen yet: seen records are no boundary until a walk completes.

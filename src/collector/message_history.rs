@@ -6,6 +6,8 @@
 //! older than the edge (or `max_pages`), and counts every event not seen
 //! before.
 
+use std::time::Instant;
+
 use crate::collector::seen::{SeenEvents, event_key};
 use crate::collector::{Collectors, Scan, Target, TargetState};
 use crate::config::CollectorKind;
@@ -109,6 +111,7 @@ pub(super) async fn collect(
     target: &Target,
     st: &mut TargetState,
     edge: i64,
+    deadline: Option<Instant>,
 ) -> (u32, Result<End, GraphError>) {
     let counting = st.baseline_done;
     let phone = target.spec.id.as_str();
@@ -121,6 +124,7 @@ pub(super) async fn collect(
         fields: FIELDS,
         limit: settings.page_size,
         after: None,
+        deadline,
     };
     walk::<MessageHistory>(&ctx.client, req, settings.max_pages, |page| {
         let scan = scan_page(page, &mut st.seen, edge);

@@ -15,6 +15,7 @@ pub mod state_file;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
@@ -24,7 +25,7 @@ use crate::config::{CollectorKind, LoadedConfig, TargetSpec};
 use crate::error::GraphError;
 use crate::graph::GraphClient;
 use crate::graph::paging::End;
-use crate::metrics::{InvalidRecordLabels, Metrics, ResultLabels, TargetLabels};
+use crate::metrics::{InvalidRecordLabels, Metrics, ResultLabels, TargetLabels, TargetOnlyLabels};
 use seen::SeenEvents;
 use state_file::{StateFile, TargetRecord};
 
@@ -123,6 +124,17 @@ pub struct Target {
     pub labels: TargetLabels,
     /// Seen-state and bookkeeping.
     pub state: Mutex<TargetState>,
+    /// A scrape asked for a collection of this target that has not finished yet.
+    pub pending: AtomicBool,
+}
+
+/// Clears a target's `pending` flag when its collection step ends, however it ends.
+struct PendingGuard<'a>(&'a AtomicBool);
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// All targets, the client and the metrics they feed.
@@ -199,6 +211,7 @@ impl Collectors {
                     spec: spec.clone(),
                     labels,
                     state: Mutex::new(state),
+                    pending: AtomicBool::new(false),
                 })
             })
             .collect();
@@ -216,10 +229,14 @@ impl Collectors {
         &self.targets
     }
 
-    /// Collects every target that is due, then writes the state file if anything changed.
-    pub async fn collect_all(&self) {
+    /// Collects every target that is due, then writes the state file if
+    /// anything changed. No retry starts after `deadline`.
+    pub async fn collect_all(&self, deadline: Option<Instant>) {
+        for t in &self.targets {
+            t.pending.store(true, Ordering::Release);
+        }
         let changed = futures_util::stream::iter(self.targets.clone())
-            .map(|t| async move { self.collect_target(&t).await })
+            .map(|t| async move { self.collect_target(&t, deadline).await })
             .buffer_unordered(self.settings.concurrency)
             .fold(false, |acc, dirty| async move { acc | dirty })
             .await;
@@ -228,14 +245,42 @@ impl Collectors {
         }
     }
 
-    /// Collects one target unless within `min_interval` of its last attempt.
-    /// Returns whether its state changed.
-    async fn collect_target(&self, target: &Target) -> bool {
+    /// Sets `whatsapp_up` to 0 for targets whose collection a scrape is
+    /// still waiting for at its deadline; the collection goes on and sets it
+    /// again when it ends.
+    pub fn mark_unfinished(&self) -> usize {
+        let mut n = 0;
+        for t in &self.targets {
+            if t.pending.load(Ordering::Acquire) {
+                self.metrics.up.get_or_create(&t.labels).set(0);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Collects one target unless within `min_interval` of its last attempt
+    /// or held back by the API budget. Returns whether its state changed.
+    async fn collect_target(&self, target: &Target, deadline: Option<Instant>) -> bool {
+        let _pending = PendingGuard(&target.pending);
         let mut st = target.state.lock().await;
         let started = Instant::now();
         if let Some(last) = st.last_attempt
             && started.duration_since(last) < self.settings.min_interval
         {
+            return false;
+        }
+        let budget = self.client.budget();
+        let spec = &target.spec;
+        let throttled = self
+            .metrics
+            .throttled
+            .get_or_create_owned(&TargetOnlyLabels {
+                target: spec.id.clone(),
+            });
+        if budget.hold(&spec.id, &spec.token).is_some() {
+            // Serve the last values; no call, and `up` keeps the last collection's result.
+            throttled.set(1);
             return false;
         }
         st.last_attempt = Some(started);
@@ -244,11 +289,14 @@ impl Collectors {
             st.dirty = true;
         }
         let (pages, result) = match target.spec.collector {
-            CollectorKind::Activities => activities::collect(self, target, &mut st, edge).await,
+            CollectorKind::Activities => {
+                activities::collect(self, target, &mut st, edge, deadline).await
+            }
             CollectorKind::MessageHistory => {
-                message_history::collect(self, target, &mut st, edge).await
+                message_history::collect(self, target, &mut st, edge, deadline).await
             }
         };
+        throttled.set(i64::from(budget.hold(&spec.id, &spec.token).is_some()));
         let m = &self.metrics;
         let l = &target.labels;
         m.scrape_duration
@@ -279,6 +327,11 @@ impl Collectors {
                 if let Some(code) = st.failing.take() {
                     tracing::info!(collector = %l.collector, target = %l.target, error_code = %code, "collection recovered");
                 }
+            }
+            Err(GraphError::Throttled(wait)) => {
+                // The budget ran out partway: what was read is counted, the
+                // rest waits; no failed call was made, so `up` stays.
+                tracing::info!(collector = %l.collector, target = %l.target, resume_in = ?wait, "holding back to stay within the API budget");
             }
             Err(e) => {
                 m.up.get_or_create(l).set(0);

@@ -5,15 +5,25 @@
 //! metrics (`whatsapp_graph_api_*`). Anything taken from a response body is
 //! redacted of the token before it becomes an error message.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rand::Rng;
 use serde::de::DeserializeOwned;
 
 use crate::config::{CollectorKind, GraphApiConfig};
 use crate::error::GraphError;
+use crate::graph::budget::{Budget, Usage};
 use crate::graph::model::{ErrorBody, Page};
-use crate::metrics::{ApiErrorLabels, EndpointLabels, Metrics, RequestLabels};
+use crate::metrics::{
+    ApiErrorLabels, EndpointLabels, Metrics, RequestLabels, TargetOnlyLabels, UsageLabels,
+};
 use crate::secret::AccessToken;
+
+/// First pause before a retry; doubled each attempt, with jitter.
+const RETRY_BASE: Duration = Duration::from_millis(250);
+/// Longest pause before a retry.
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Shared Graph API client.
 #[derive(Clone)]
@@ -23,6 +33,8 @@ pub struct GraphClient {
     version: String,
     timeout: Duration,
     max_bytes: usize,
+    max_retries: u32,
+    budget: Arc<Budget>,
     metrics: Metrics,
 }
 
@@ -41,11 +53,17 @@ pub struct PageRequest<'a> {
     pub limit: u32,
     /// `after=` cursor of the previous page.
     pub after: Option<&'a str>,
+    /// No retry starts after this (the scrape deadline).
+    pub deadline: Option<Instant>,
 }
 
 impl GraphClient {
     /// Builds the client from the `graph_api` section.
-    pub fn new(cfg: &GraphApiConfig, metrics: Metrics) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        cfg: &GraphApiConfig,
+        budget: Arc<Budget>,
+        metrics: Metrics,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("whatsapp-exporter/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(cfg.request_timeout)
@@ -57,18 +75,87 @@ impl GraphClient {
             version: cfg.version.clone(),
             timeout: cfg.request_timeout,
             max_bytes: cfg.max_response_bytes,
+            max_retries: cfg.max_retries,
+            budget,
             metrics,
         })
     }
 
-    /// Fetches and decodes one page, recording the request metrics.
+    /// The budget this client spends.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// Fetches one page: asks the budget first, retries transient failures
+    /// (never past `req.deadline`), and feeds every response's usage headers
+    /// and errors back to the budget.
     pub async fn get_page<T: DeserializeOwned>(
         &self,
         req: PageRequest<'_>,
     ) -> Result<Page<T>, GraphError> {
+        let mut attempt = 0;
+        loop {
+            if let Err(hold) = self.budget.acquire(req.id, req.token) {
+                let wait = hold.until().saturating_duration_since(Instant::now());
+                return Err(GraphError::Throttled(wait));
+            }
+            let (result, usage) = self.attempt::<T>(req).await;
+            self.record_usage(req.id, &usage);
+            self.budget
+                .observe(req.id, req.token, &usage, result.as_ref().err());
+            let err = match result {
+                Ok(page) => return Ok(page),
+                Err(e) => e,
+            };
+            let pause = retry_pause(attempt);
+            let in_time = req
+                .deadline
+                .is_none_or(|d| Instant::now() + pause + Duration::from_millis(50) < d);
+            if attempt >= self.max_retries || !err.is_retryable() || !in_time {
+                return Err(err);
+            }
+            attempt += 1;
+            self.metrics
+                .api_retries
+                .get_or_create(&EndpointLabels {
+                    endpoint: req.endpoint.as_str().to_string(),
+                })
+                .inc();
+            tracing::debug!(endpoint = req.endpoint.as_str(), target = req.id, attempt, error_code = %err.kind(), "retrying");
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    fn record_usage(&self, target: &str, usage: &Usage) {
+        for (usage_type, metric, v) in &usage.values {
+            self.metrics
+                .usage_percent
+                .get_or_create(&UsageLabels {
+                    target: target.to_string(),
+                    usage_type: usage_type.clone(),
+                    metric: (*metric).to_string(),
+                })
+                .set(*v);
+        }
+        if let Some(r) = usage.regain {
+            self.metrics
+                .regain_seconds
+                .get_or_create(&TargetOnlyLabels {
+                    target: target.to_string(),
+                })
+                .set(r.as_secs_f64());
+        }
+    }
+
+    /// One HTTP request: fetch and decode, recording the request metrics.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        req: PageRequest<'_>,
+    ) -> (Result<Page<T>, GraphError>, Usage) {
         let endpoint = req.endpoint.as_str();
         let start = Instant::now();
-        let result = tokio::time::timeout(self.timeout, self.fetch(req)).await;
+        let mut usage = Usage::default();
+        let result = tokio::time::timeout(self.timeout, self.fetch(req, &mut usage)).await;
         let elapsed = start.elapsed();
         self.metrics
             .api_duration
@@ -91,7 +178,7 @@ impl GraphClient {
             error = result.as_ref().err().map(|e| e.kind()),
             "graph api request"
         );
-        result
+        (result, usage)
     }
 
     /// Counts a failure in `whatsapp_graph_api_errors_total`.
@@ -106,7 +193,11 @@ impl GraphClient {
     }
 
     /// Sends the request and reads the body up to the cap.
-    async fn fetch(&self, req: PageRequest<'_>) -> Result<(u16, Vec<u8>), GraphError> {
+    async fn fetch(
+        &self,
+        req: PageRequest<'_>,
+        usage: &mut Usage,
+    ) -> Result<(u16, Vec<u8>), GraphError> {
         let url = format!(
             "{}/{}/{}/{}",
             self.base,
@@ -128,6 +219,8 @@ impl GraphClient {
             .await
             .map_err(|e| transport_error(e, req.token, self.timeout))?;
         let status = resp.status().as_u16();
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+        *usage = Usage::parse(header("x-app-usage"), header("x-business-use-case-usage"));
         self.metrics
             .api_requests
             .get_or_create(&RequestLabels {
@@ -154,6 +247,13 @@ impl GraphClient {
         }
         Ok((status, body))
     }
+}
+
+/// Pause before retry number `attempt + 1`: exponential, capped, with jitter.
+fn retry_pause(attempt: u32) -> Duration {
+    let base = RETRY_BASE.as_secs_f64() * 2f64.powi(attempt.min(16) as i32);
+    let capped = base.min(RETRY_MAX.as_secs_f64());
+    Duration::from_secs_f64(capped * rand::rng().random_range(0.5..=1.0))
 }
 
 fn transport_error(e: reqwest::Error, token: &AccessToken, timeout: Duration) -> GraphError {

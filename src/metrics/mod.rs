@@ -102,6 +102,24 @@ pub struct EndpointLabels {
     pub endpoint: String,
 }
 
+/// `{target}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetOnlyLabels {
+    /// WABA id or phone number id.
+    pub target: String,
+}
+
+/// `{target, usage_type, metric}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UsageLabels {
+    /// WABA id or phone number id whose call reported it.
+    pub target: String,
+    /// `app` (X-App-Usage) or the business-use-case type.
+    pub usage_type: String,
+    /// `call_count`, `total_cputime` or `total_time`.
+    pub metric: String,
+}
+
 /// `{version, revision}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
@@ -157,6 +175,14 @@ pub struct Metrics {
     pub api_duration: HistogramFamily,
     /// `whatsapp_state_file_writes_total` / failures.
     pub state_writes: Family<ResultLabels, Counter>,
+    /// `whatsapp_graph_api_retries_total`.
+    pub api_retries: Family<EndpointLabels, Counter>,
+    /// `whatsapp_graph_api_usage_percent`.
+    pub usage_percent: Family<UsageLabels, FloatGauge>,
+    /// `whatsapp_graph_api_regain_access_seconds`.
+    pub regain_seconds: Family<TargetOnlyLabels, FloatGauge>,
+    /// `whatsapp_graph_api_throttled`.
+    pub throttled: Family<TargetOnlyLabels, Gauge>,
 }
 
 /// `{result}`: `success` or `failure`.
@@ -187,6 +213,10 @@ impl Metrics {
             api_errors: Family::default(),
             api_duration: Family::new_with_constructor(request_histogram),
             state_writes: Family::default(),
+            api_retries: Family::default(),
+            usage_percent: Family::default(),
+            regain_seconds: Family::default(),
+            throttled: Family::default(),
         };
         let r = registry;
         r.register(
@@ -274,6 +304,26 @@ impl Metrics {
             "Writes of the state file by result",
             m.state_writes.clone(),
         );
+        r.register(
+            "whatsapp_graph_api_retries",
+            "Retries of transient Graph API failures (5xx, is_transient, network, timeout)",
+            m.api_retries.clone(),
+        );
+        r.register(
+            "whatsapp_graph_api_usage_percent",
+            "API usage in percent as Meta last reported it in X-App-Usage (usage_type app) or X-Business-Use-Case-Usage; absent until reported",
+            m.usage_percent.clone(),
+        );
+        r.register(
+            "whatsapp_graph_api_regain_access_seconds",
+            "Meta's estimated time to regain access, from X-Business-Use-Case-Usage; absent until reported",
+            m.regain_seconds.clone(),
+        );
+        r.register(
+            "whatsapp_graph_api_throttled",
+            "1 while the target makes no API calls to stay within the budget (usage threshold, rate-limit error or collect.max_requests_per_hour); scrapes serve the last values",
+            m.throttled.clone(),
+        );
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
             .get_or_create(&BuildLabels {
@@ -299,5 +349,8 @@ impl Metrics {
         drop(self.truncated.get_or_create(&l));
         drop(self.pages.get_or_create(&l));
         drop(self.seen_events.get_or_create(&l));
+        drop(self.throttled.get_or_create(&TargetOnlyLabels {
+            target: target.to_string(),
+        }));
     }
 }

@@ -235,14 +235,36 @@ async fn handle(
     headers: HeaderMap,
 ) -> Response {
     let _in_flight = InFlight::new(&sim);
+    let extra = sim.lock().headers.get(&id).cloned().unwrap_or_default();
+    let mut resp = answer(&sim, &version, &id, &edge, &q, &headers).await;
+    for (k, v) in extra {
+        if let (Ok(k), Ok(v)) = (
+            axum::http::HeaderName::try_from(k),
+            axum::http::HeaderValue::try_from(v),
+        ) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    resp
+}
+
+async fn answer(
+    sim: &Simulator,
+    version: &str,
+    id: &str,
+    edge: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    let (version, id, edge) = (version.to_string(), id.to_string(), edge.to_string());
     let fault = {
         let mut d = sim.lock();
         *d.requests.entry((edge.clone(), id.clone())).or_default() += 1;
-        let expected = format!("Bearer {}", d.token);
         let auth = headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if auth != Some(expected.as_str()) {
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !auth.is_some_and(|a| d.tokens.iter().any(|t| t == a)) {
             return graph_error(
                 401,
                 190,

@@ -146,7 +146,8 @@ struct SimMessage {
 
 #[derive(Debug, Default)]
 struct SimData {
-    token: String,
+    tokens: Vec<String>,
+    headers: HashMap<String, Vec<(String, String)>>,
     wabas: BTreeMap<String, Vec<Stored<SimActivity>>>,
     phones: BTreeMap<String, Vec<Stored<SimMessage>>>,
     faults: HashMap<String, Fault>,
@@ -178,7 +179,7 @@ impl Simulator {
     /// A simulator accepting `token` as its only valid access token.
     pub fn new(token: &str) -> Self {
         let sim = Simulator::default();
-        sim.lock().token = token.to_string();
+        sim.lock().tokens = vec![token.to_string()];
         sim
     }
 
@@ -200,9 +201,31 @@ impl Simulator {
         Ok(format!("http://{addr}"))
     }
 
-    /// Changes the valid token.
+    /// Makes `token` the only valid token.
     pub fn set_token(&self, token: &str) {
-        self.lock().token = token.to_string();
+        self.lock().tokens = vec![token.to_string()];
+    }
+
+    /// Accepts `token` too.
+    pub fn add_token(&self, token: &str) {
+        self.lock().tokens.push(token.to_string());
+    }
+
+    /// Sends these extra response headers (e.g. `X-App-Usage`) on every
+    /// answer for `target`, errors included.
+    pub fn set_headers(&self, target: &str, headers: &[(&str, &str)]) {
+        self.lock().headers.insert(
+            target.to_string(),
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+    }
+
+    /// Requests being answered right now.
+    pub fn in_flight(&self) -> usize {
+        self.lock().in_flight
     }
 
     /// Creates a WABA (idempotent).

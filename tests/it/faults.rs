@@ -38,13 +38,21 @@ async fn failing_target_beside_healthy_ones() {
         ),
         1.0
     );
-    assert_eq!(api_errors(&m, "message_history", "2"), 1.0);
+    // A transient error is retried twice (graph_api.max_retries), no more.
+    assert_eq!(api_errors(&m, "message_history", "2"), 3.0);
     assert_eq!(
         m.val(
             "whatsapp_graph_api_requests_total",
             &[("endpoint", "message_history"), ("status_code", "500")]
         ),
-        1.0
+        3.0
+    );
+    assert_eq!(
+        m.val(
+            "whatsapp_graph_api_retries_total",
+            &[("endpoint", "message_history")]
+        ),
+        2.0
     );
 
     // Recovery: the event that arrived during the fault is counted, once.
@@ -83,7 +91,9 @@ async fn failed_baseline_is_retried_not_counted() {
     let exp = Exporter::start(&config_yaml(&url, "", "")).await;
     let m = exp.scrape().await;
     assert_eq!(up(&m, "message_history", PHONE), Some(0.0));
-    assert_eq!(api_errors(&m, "message_history", "http_502"), 1.0);
+    // 5xx is retried: three requests.
+    assert_eq!(api_errors(&m, "message_history", "http_502"), 3.0);
+    assert_eq!(sim.requests("message_history", PHONE), 3);
     assert!(
         m.get(
             "whatsapp_last_success_timestamp_seconds",

@@ -6,5 +6,6 @@ mod counting;
 mod exposition;
 mod faults;
 mod properties;
+mod resilience;
 mod restart;
 mod support;

@@ -55,7 +55,8 @@ impl Exporter {
             (k == TOKEN_ENV).then(|| TOKEN.to_string())
         })
         .expect("valid test config");
-        let state: Arc<AppState> = AppState::new(&loaded, "/metrics").expect("state");
+        let state: Arc<AppState> =
+            AppState::new(&loaded, "/metrics", Duration::from_millis(500)).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();

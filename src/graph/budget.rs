@@ -1,0 +1,380 @@
+//! The API budget: what Meta says we have used (`X-App-Usage`,
+//! `X-Business-Use-Case-Usage`), when to stop calling, and the optional
+//! hard cap of calls per token per hour.
+//!
+//! A target stops calling the API when its business-use-case usage reaches
+//! `collect.usage_threshold_percent` or it gets a rate-limit error; every
+//! target on the same token stops for app-level limits (`X-App-Usage`, code 4).
+//! It resumes when Meta's regain time has passed, or after an exponential
+//! backoff with jitter when no regain time is given.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde::Deserialize;
+
+use crate::error::GraphError;
+use crate::secret::AccessToken;
+
+/// Graph error codes that mean "rate limited".
+pub const RATE_LIMIT_CODES: [i64; 6] = [4, 17, 32, 613, 80007, 130429];
+
+/// Usage reported by one response's headers (percentages).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Usage {
+    /// `(usage_type, metric, percent)`: `app` for `X-App-Usage`, else the business-use-case type.
+    pub values: Vec<(String, &'static str, f64)>,
+    /// Longest `estimated_time_to_regain_access`, if a business-use-case header was present.
+    pub regain: Option<Duration>,
+    /// Whether `X-App-Usage` was present (app-level usage).
+    pub app_reported: bool,
+}
+
+#[derive(Deserialize)]
+struct AppUsage {
+    #[serde(default)]
+    call_count: Option<f64>,
+    #[serde(default)]
+    total_cputime: Option<f64>,
+    #[serde(default)]
+    total_time: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct BucEntry {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    call_count: Option<f64>,
+    #[serde(default)]
+    total_cputime: Option<f64>,
+    #[serde(default)]
+    total_time: Option<f64>,
+    #[serde(default)]
+    estimated_time_to_regain_access: Option<f64>,
+}
+
+impl Usage {
+    /// Parses the two headers; a missing or malformed header reports nothing.
+    pub fn parse(app: Option<&str>, buc: Option<&str>) -> Usage {
+        let mut u = Usage::default();
+        if let Some(a) = app.and_then(|s| serde_json::from_str::<AppUsage>(s).ok()) {
+            u.app_reported = true;
+            for (metric, v) in [
+                ("call_count", a.call_count),
+                ("total_cputime", a.total_cputime),
+                ("total_time", a.total_time),
+            ] {
+                if let Some(v) = v.filter(|v| v.is_finite()) {
+                    u.values.push(("app".into(), metric, v));
+                }
+            }
+        }
+        if let Some(b) =
+            buc.and_then(|s| serde_json::from_str::<HashMap<String, Vec<BucEntry>>>(s).ok())
+        {
+            let mut regain = 0.0f64;
+            let mut best: HashMap<(String, &'static str), f64> = HashMap::new();
+            for e in b.into_values().flatten() {
+                let kind = e.kind.unwrap_or_else(|| "unknown".into());
+                for (metric, v) in [
+                    ("call_count", e.call_count),
+                    ("total_cputime", e.total_cputime),
+                    ("total_time", e.total_time),
+                ] {
+                    if let Some(v) = v.filter(|v| v.is_finite()) {
+                        let slot = best.entry((kind.clone(), metric)).or_insert(v);
+                        *slot = slot.max(v);
+                    }
+                }
+                if let Some(r) = e.estimated_time_to_regain_access.filter(|r| r.is_finite()) {
+                    regain = regain.max(r);
+                }
+            }
+            let mut values: Vec<_> = best.into_iter().map(|((k, m), v)| (k, m, v)).collect();
+            values.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            u.values.extend(values);
+            u.regain = Some(Duration::from_secs_f64(
+                regain.clamp(0.0, 7.0 * 24.0 * 60.0) * 60.0,
+            ));
+        }
+        u
+    }
+
+    fn highest(&self, app: bool) -> f64 {
+        self.values
+            .iter()
+            .filter(|(k, _, _)| (k == "app") == app)
+            .map(|(_, _, v)| *v)
+            .fold(0.0, f64::max)
+    }
+}
+
+/// Budget settings.
+#[derive(Debug, Clone)]
+pub struct BudgetSettings {
+    /// Usage at or above this stops calls.
+    pub threshold_percent: f64,
+    /// First backoff when no regain time is given.
+    pub backoff_initial: Duration,
+    /// Longest backoff.
+    pub backoff_max: Duration,
+    /// Hard cap of calls per token per rolling hour.
+    pub max_requests_per_hour: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+struct Block {
+    until: Option<Instant>,
+    strikes: u32,
+}
+
+impl Block {
+    fn active(&self, now: Instant) -> Option<Instant> {
+        self.until.filter(|u| *u > now)
+    }
+}
+
+#[derive(Debug, Default)]
+struct TokenState {
+    block: Block,
+    calls: VecDeque<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    targets: HashMap<String, Block>,
+    tokens: HashMap<AccessToken, TokenState>,
+}
+
+/// Why a call must not be made now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Usage or a rate-limit error: wait until then.
+    Throttled(Instant),
+    /// `collect.max_requests_per_hour` reached for the token.
+    HourlyCap(Instant),
+}
+
+impl Hold {
+    /// When calls may resume.
+    pub fn until(self) -> Instant {
+        match self {
+            Hold::Throttled(t) | Hold::HourlyCap(t) => t,
+        }
+    }
+}
+
+/// Shared budget of all targets.
+#[derive(Debug)]
+pub struct Budget {
+    settings: BudgetSettings,
+    state: Mutex<State>,
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+impl Budget {
+    /// A budget with nothing used.
+    pub fn new(settings: BudgetSettings) -> Self {
+        Budget {
+            settings,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `target` on `token` is held back, without reserving a call.
+    pub fn hold(&self, target: &str, token: &AccessToken) -> Option<Hold> {
+        let now = Instant::now();
+        let mut st = self.lock();
+        let blocked = [
+            st.targets.get(target).and_then(|b| b.active(now)),
+            st.tokens.get(token).and_then(|t| t.block.active(now)),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if let Some(until) = blocked {
+            return Some(Hold::Throttled(until));
+        }
+        let cap = self.settings.max_requests_per_hour?;
+        let t = st.tokens.entry(token.clone()).or_default();
+        while t
+            .calls
+            .front()
+            .is_some_and(|c| now.duration_since(*c) >= HOUR)
+        {
+            t.calls.pop_front();
+        }
+        if t.calls.len() >= cap as usize {
+            let oldest = t.calls.front().copied().unwrap_or(now);
+            return Some(Hold::HourlyCap(oldest + HOUR));
+        }
+        None
+    }
+
+    /// Checks and, if allowed, reserves one call for `token`.
+    pub fn acquire(&self, target: &str, token: &AccessToken) -> Result<(), Hold> {
+        if let Some(h) = self.hold(target, token) {
+            return Err(h);
+        }
+        if self.settings.max_requests_per_hour.is_some() {
+            self.lock()
+                .tokens
+                .entry(token.clone())
+                .or_default()
+                .calls
+                .push_back(Instant::now());
+        }
+        Ok(())
+    }
+
+    fn backoff(&self, strikes: u32) -> Duration {
+        let base = self.settings.backoff_initial.as_secs_f64() * 2f64.powi(strikes.min(30) as i32);
+        let capped = base.min(self.settings.backoff_max.as_secs_f64());
+        // Full jitter in [capped/2, capped]: replicas do not come back in step.
+        let jittered = capped * rand::rng().random_range(0.5..=1.0);
+        Duration::from_secs_f64(jittered)
+    }
+
+    /// Takes in one response: its usage headers and its error, if any.
+    /// Returns true if the target or its token is now held back.
+    pub fn observe(
+        &self,
+        target: &str,
+        token: &AccessToken,
+        usage: &Usage,
+        error: Option<&GraphError>,
+    ) -> bool {
+        let now = Instant::now();
+        let threshold = self.settings.threshold_percent;
+        let rate_code = match error {
+            Some(GraphError::Api { code, .. }) if RATE_LIMIT_CODES.contains(code) => Some(*code),
+            Some(GraphError::Api { status: 429, .. }) | Some(GraphError::Http { status: 429 }) => {
+                Some(0)
+            }
+            _ => None,
+        };
+        let app_hot = usage.app_reported && usage.highest(true) >= threshold;
+        let target_hot = usage.highest(false) >= threshold;
+        let regain = usage.regain.filter(|r| !r.is_zero());
+        let mut st = self.lock();
+        let mut held = false;
+        if app_hot || rate_code == Some(4) {
+            let strikes = st.tokens.get(token).map_or(0, |t| t.block.strikes);
+            let wait = regain.unwrap_or_else(|| self.backoff(strikes));
+            let t = st.tokens.entry(token.clone()).or_default();
+            t.block.until = Some(now + wait);
+            t.block.strikes = strikes + 1;
+            held = true;
+        } else if let Some(t) = st.tokens.get_mut(token) {
+            t.block.strikes = 0;
+        }
+        if target_hot || rate_code.is_some_and(|c| c != 4) {
+            let strikes = st.targets.get(target).map_or(0, |b| b.strikes);
+            let wait = regain.unwrap_or_else(|| self.backoff(strikes));
+            let b = st.targets.entry(target.to_string()).or_default();
+            b.until = Some(now + wait);
+            b.strikes = strikes + 1;
+            held = true;
+        } else if let Some(b) = st.targets.get_mut(target) {
+            b.strikes = 0;
+        }
+        held
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(cap: Option<u32>) -> BudgetSettings {
+        BudgetSettings {
+            threshold_percent: 90.0,
+            backoff_initial: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(60),
+            max_requests_per_hour: cap,
+        }
+    }
+
+    #[test]
+    fn parses_meta_headers() {
+        let u = Usage::parse(
+            Some(r#"{"call_count":28,"total_time":25,"total_cputime":25}"#),
+            Some(
+                r#"{"112130216863063":[{"type":"whatsapp_business_management","call_count":95,"total_cputime":1,"total_time":2,"estimated_time_to_regain_access":3}]}"#,
+            ),
+        );
+        assert!(u.values.contains(&("app".into(), "call_count", 28.0)));
+        assert!(
+            u.values
+                .contains(&("whatsapp_business_management".into(), "call_count", 95.0))
+        );
+        assert_eq!(u.regain, Some(Duration::from_secs(180)));
+        assert_eq!(Usage::parse(None, None), Usage::default());
+        assert_eq!(Usage::parse(Some("garbage"), Some("[1]")), Usage::default());
+    }
+
+    #[test]
+    fn target_and_token_holds() {
+        let b = Budget::new(settings(None));
+        let tok = AccessToken::new("t1");
+        let other = AccessToken::new("t2");
+        assert!(b.acquire("a", &tok).is_ok());
+        // Business-use-case usage over the threshold holds only that target.
+        let hot = Usage::parse(
+            None,
+            Some(r#"{"1":[{"type":"x","call_count":91,"estimated_time_to_regain_access":2}]}"#),
+        );
+        assert!(b.observe("a", &tok, &hot, None));
+        let Err(Hold::Throttled(until)) = b.acquire("a", &tok) else {
+            panic!("target a not held")
+        };
+        assert!(until > Instant::now() + Duration::from_secs(100));
+        assert!(b.acquire("b", &tok).is_ok());
+        // App-level usage holds every target on the token, not other tokens.
+        let app = Usage::parse(Some(r#"{"call_count":99}"#), None);
+        assert!(b.observe("b", &tok, &app, None));
+        assert!(b.acquire("c", &tok).is_err());
+        assert!(b.acquire("c", &other).is_ok());
+    }
+
+    #[test]
+    fn rate_limit_errors_back_off_exponentially_within_the_cap() {
+        let b = Budget::new(settings(None));
+        let tok = AccessToken::new("t");
+        let err = GraphError::Api {
+            status: 400,
+            code: 80007,
+            subcode: None,
+            message: String::new(),
+            is_transient: false,
+        };
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            assert!(b.observe("a", &tok, &Usage::default(), Some(&err)));
+            let until = b.hold("a", &tok).unwrap().until();
+            waits.push(until.duration_since(Instant::now()).as_secs_f64());
+        }
+        assert!(waits[0] <= 10.0 && waits[0] >= 4.9, "{waits:?}");
+        assert!(waits.iter().all(|w| *w <= 60.0), "{waits:?}");
+        assert!(waits[4] >= 29.9, "{waits:?}");
+    }
+
+    #[test]
+    fn hourly_cap_per_token() {
+        let b = Budget::new(settings(Some(3)));
+        let tok = AccessToken::new("t");
+        for _ in 0..3 {
+            assert!(b.acquire("a", &tok).is_ok());
+        }
+        assert!(matches!(b.acquire("b", &tok), Err(Hold::HourlyCap(_))));
+        assert!(b.acquire("b", &AccessToken::new("u")).is_ok());
+    }
+}
