@@ -19,11 +19,13 @@ enum Op {
     Add(u8),
     /// A new event on an existing message (picked modulo their number).
     AddEvent(usize),
-    /// A collection: page size, records added after page k, fail when fetching page n.
+    /// A collection: page size, records added after page k, fail when
+    /// fetching page n, the API repeating page r (served twice in a row).
     Collect {
         page_size: usize,
         inserts: Vec<(usize, u8)>,
         fail_at: Option<usize>,
+        repeat: Option<usize>,
     },
     /// Restart, keeping the state file or not.
     Restart { keep_state: bool },
@@ -33,8 +35,18 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
     let op = prop_oneof![
         3 => (0u8..4).prop_map(Op::Add),
         2 => any::<usize>().prop_map(Op::AddEvent),
-        3 => (1usize..5, prop::collection::vec((0usize..6, 0u8..3), 0..4), prop::option::weighted(0.25, 0usize..4))
-            .prop_map(|(page_size, inserts, fail_at)| Op::Collect { page_size, inserts, fail_at }),
+        3 => (
+            1usize..5,
+            prop::collection::vec((0usize..6, 0u8..3), 0..4),
+            prop::option::weighted(0.25, 0usize..4),
+            prop::option::weighted(0.25, 0usize..4),
+        )
+            .prop_map(|(page_size, inserts, fail_at, repeat)| Op::Collect {
+                page_size,
+                inserts,
+                fail_at,
+                repeat,
+            }),
         1 => any::<bool>().prop_map(|keep_state| Op::Restart { keep_state }),
     ];
     prop::collection::vec(op, 1..40)
@@ -185,6 +197,7 @@ impl Harness {
         page_size: usize,
         inserts: &[(usize, u8)],
         fail_at: Option<usize>,
+        repeat: Option<usize>,
     ) {
         let baseline = !self.baseline_done;
         if baseline {
@@ -243,7 +256,10 @@ impl Harness {
             for (_, n) in inserts.iter().filter(|(after, _)| *after == page_no) {
                 self.add(activities, *n);
             }
-            offset += page_size;
+            // The API may serve the same page twice in a row.
+            if repeat != Some(page_no) {
+                offset += page_size;
+            }
         }
         if activities {
             self.partial = failed && (self.partial || !this_walk.is_empty());
@@ -307,13 +323,14 @@ impl Harness {
                     page_size,
                     inserts,
                     fail_at,
-                } => self.collect(activities, *page_size, inserts, *fail_at),
+                    repeat,
+                } => self.collect(activities, *page_size, inserts, *fail_at, *repeat),
                 Op::Restart { keep_state } => self.restart(*keep_state),
             }
         }
         // A final complete collection picks up everything still pending.
-        self.collect(activities, 3, &[], None);
-        self.collect(activities, 3, &[], None);
+        self.collect(activities, 3, &[], None, None);
+        self.collect(activities, 3, &[], None, None);
     }
 }
 
