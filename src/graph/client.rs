@@ -164,7 +164,7 @@ impl GraphClient {
             })
             .observe(elapsed.as_secs_f64());
         let result = match result {
-            Ok(Ok((status, body))) => decode(status, &body, req.token),
+            Ok(Ok((status, body))) => decode_response(status, &body, req.token),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(GraphError::Timeout(self.timeout)),
         };
@@ -272,8 +272,9 @@ fn transport_error(e: reqwest::Error, token: &AccessToken, timeout: Duration) ->
     GraphError::Network(token.redact(&msg))
 }
 
-/// Turns a complete response into a page or an error.
-fn decode<T: DeserializeOwned>(
+/// Turns a complete response (status and body) into a page or an error;
+/// every message taken from the body is redacted of `token`.
+pub fn decode_response<T: DeserializeOwned>(
     status: u16,
     body: &[u8],
     token: &AccessToken,
@@ -314,9 +315,9 @@ mod tests {
 
     #[test]
     fn decode_classifies_bodies() {
-        let ok = decode::<Activity>(200, br#"{"data":[]}"#, &tok()).unwrap();
+        let ok = decode_response::<Activity>(200, br#"{"data":[]}"#, &tok()).unwrap();
         assert!(ok.data.is_empty());
-        let e = decode::<Activity>(
+        let e = decode_response::<Activity>(
             401,
             br#"{"error":{"message":"Invalid OAuth access token SECRET-TOKEN","type":"OAuthException","code":190}}"#,
             &tok(),
@@ -324,12 +325,12 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.kind(), "190");
         assert!(!e.to_string().contains("SECRET-TOKEN"), "{e}");
-        let e = decode::<Activity>(502, b"<html>bad gateway</html>", &tok()).unwrap_err();
+        let e = decode_response::<Activity>(502, b"<html>bad gateway</html>", &tok()).unwrap_err();
         assert_eq!(e.kind(), "http_502");
-        let e = decode::<Activity>(200, br#"{"data":"SECRET-TOKEN"}"#, &tok()).unwrap_err();
+        let e = decode_response::<Activity>(200, br#"{"data":"SECRET-TOKEN"}"#, &tok()).unwrap_err();
         assert_eq!(e.kind(), "decode");
         assert!(!e.to_string().contains("SECRET-TOKEN"), "{e}");
-        let e = decode::<Activity>(200, br#"{"data":[{"id":"1"#, &tok()).unwrap_err();
+        let e = decode_response::<Activity>(200, br#"{"data":[{"id":"1"#, &tok()).unwrap_err();
         assert_eq!(e.kind(), "decode");
     }
 }

@@ -1,0 +1,29 @@
+//! Feeds arbitrary bytes and status codes to the response decoder and the
+//! page scanners: nothing may panic, and the token may never come back out.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use whatsapp_exporter::collector::seen::SeenEvents;
+use whatsapp_exporter::collector::{activities, message_history};
+use whatsapp_exporter::graph::client::decode_response;
+use whatsapp_exporter::graph::model::{Activity, MessageHistory};
+use whatsapp_exporter::secret::AccessToken;
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&status_byte, body)) = input.split_first() else {
+        return;
+    };
+    let status = [200u16, 400, 401, 429, 500, 502][usize::from(status_byte) % 6];
+    let token = AccessToken::new("FUZZ-TOKEN-123");
+    match decode_response::<MessageHistory>(status, body, &token) {
+        Ok(page) => {
+            let mut seen = SeenEvents::default();
+            let _ = message_history::scan_page(&page, &mut seen, 0);
+        }
+        Err(e) => assert!(!e.to_string().contains("FUZZ-TOKEN-123")),
+    }
+    if let Ok(page) = decode_response::<Activity>(status, body, &token) {
+        let mut seen = SeenEvents::default();
+        let _ = activities::scan_page(&page, &mut seen, &mut Default::default(), true, 0);
+    }
+});
