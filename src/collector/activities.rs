@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use crate::collector::seen::{SeenEvents, event_key};
-use crate::collector::{Collectors, Scan, Target, TargetState};
+use crate::collector::{Collectors, Scan, Target, TargetState, label_value};
 use crate::config::CollectorKind;
 use crate::error::GraphError;
 use crate::graph::PageRequest;
@@ -70,13 +70,6 @@ fn identity(rec: &Activity, ts: i64) -> u64 {
     }
 }
 
-fn label(v: Option<&str>) -> String {
-    match v.map(str::trim) {
-        Some(s) if !s.is_empty() => s.to_string(),
-        _ => "unknown".to_string(),
-    }
-}
-
 /// Collects one WABA; in baseline mode records are remembered, not counted.
 pub(super) async fn collect(
     ctx: &Collectors,
@@ -109,8 +102,8 @@ pub(super) async fn collect(
             m.activity_events
                 .get_or_create(&ActivityLabels {
                     waba_id: waba.to_string(),
-                    category: label(rec.category.as_deref()),
-                    event_type: label(rec.event_type.as_deref()),
+                    category: label_value(rec.category.as_deref()),
+                    event_type: label_value(rec.event_type.as_deref()),
                 })
                 .inc_by(n);
         }

@@ -9,7 +9,9 @@
 use std::time::Instant;
 
 use crate::collector::seen::{SeenEvents, event_key};
-use crate::collector::{Collectors, Scan, Target, TargetState};
+use crate::collector::{
+    Collectors, MAX_LABEL_CHARS, Scan, Target, TargetState, label_value, truncate_chars,
+};
 use crate::config::CollectorKind;
 use crate::error::GraphError;
 use crate::graph::PageRequest;
@@ -19,9 +21,6 @@ use crate::metrics::{DeliveryErrorLabels, StatusLabels, WebhookLabels};
 
 /// Fields requested: the defaults omit the events.
 pub const FIELDS: &str = "id,message_id,events{id,delivery_status,webhook_update_state,timestamp,application,webhook_uri,error_description}";
-
-/// Longest `error` label value, in characters.
-pub const MAX_ERROR_LABEL_CHARS: usize = 100;
 
 /// Finds the events of one page not seen before and remembers them.
 ///
@@ -82,13 +81,6 @@ fn app_id(ev: &StatusEvent) -> Option<&str> {
     ev.application.as_ref().and_then(|a| a.id.as_deref())
 }
 
-fn label(v: Option<&str>) -> String {
-    match v.map(str::trim) {
-        Some(s) if !s.is_empty() => s.to_string(),
-        _ => "unknown".to_string(),
-    }
-}
-
 /// `error_description` trimmed, inner white space collapsed, cut to 100 characters.
 pub fn normalise_error(desc: &str) -> String {
     let mut out = String::new();
@@ -98,10 +90,7 @@ pub fn normalise_error(desc: &str) -> String {
         }
         out.push_str(word);
     }
-    match out.char_indices().nth(MAX_ERROR_LABEL_CHARS) {
-        Some((cut, _)) => out[..cut].trim_end().to_string(),
-        None => out,
-    }
+    truncate_chars(&out, MAX_LABEL_CHARS).trim_end().to_string()
 }
 
 /// Collects one phone number. In baseline mode (`counting` false) events are
@@ -135,14 +124,14 @@ pub(super) async fn collect(
             m.status_events
                 .get_or_create(&StatusLabels {
                     phone_number_id: phone.to_string(),
-                    delivery_status: label(ev.delivery_status.as_deref()),
+                    delivery_status: label_value(ev.delivery_status.as_deref()),
                 })
                 .inc_by(n);
-            let state = label(ev.webhook_update_state.as_deref());
+            let state = label_value(ev.webhook_update_state.as_deref());
             let failed = settings.webhook_failure_states.contains(&state);
             let webhook = WebhookLabels {
                 phone_number_id: phone.to_string(),
-                application_id: label(app_id(ev)),
+                application_id: label_value(app_id(ev)),
                 webhook_update_state: state,
             };
             m.webhook_updates.get_or_create(&webhook).inc_by(n);
@@ -269,5 +258,8 @@ mod tests {
         );
         let long = "é".repeat(150);
         assert_eq!(normalise_error(&long).chars().count(), 100);
+        assert_eq!(label_value(Some(&long)).chars().count(), 100);
+        assert_eq!(label_value(Some("  ")), "unknown");
+        assert_eq!(label_value(None), "unknown");
     }
 }

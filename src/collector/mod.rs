@@ -146,6 +146,26 @@ pub struct Collectors {
     state_file: Option<PathBuf>,
 }
 
+/// Longest label value taken from the API, in characters.
+pub const MAX_LABEL_CHARS: usize = 100;
+
+/// `s` cut to at most `max` characters, on a character boundary.
+pub fn truncate_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => &s[..cut],
+        None => s,
+    }
+}
+
+/// A label value as the API gives it (trimmed, capped at
+/// [`MAX_LABEL_CHARS`]); missing or empty becomes `unknown`.
+pub fn label_value(v: Option<&str>) -> String {
+    match v.map(str::trim) {
+        Some(s) if !s.is_empty() => truncate_chars(s, MAX_LABEL_CHARS).to_string(),
+        _ => "unknown".to_string(),
+    }
+}
+
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -32,8 +32,9 @@ pub struct Usage {
     pub app_reported: bool,
 }
 
+/// The three percentages both headers report.
 #[derive(Deserialize)]
-struct AppUsage {
+struct Percentages {
     #[serde(default)]
     call_count: Option<f64>,
     #[serde(default)]
@@ -42,16 +43,24 @@ struct AppUsage {
     total_time: Option<f64>,
 }
 
+impl Percentages {
+    fn each(&self) -> impl Iterator<Item = (&'static str, f64)> {
+        [
+            ("call_count", self.call_count),
+            ("total_cputime", self.total_cputime),
+            ("total_time", self.total_time),
+        ]
+        .into_iter()
+        .filter_map(|(metric, v)| v.filter(|v| v.is_finite()).map(|v| (metric, v)))
+    }
+}
+
 #[derive(Deserialize)]
 struct BucEntry {
     #[serde(default, rename = "type")]
     kind: Option<String>,
-    #[serde(default)]
-    call_count: Option<f64>,
-    #[serde(default)]
-    total_cputime: Option<f64>,
-    #[serde(default)]
-    total_time: Option<f64>,
+    #[serde(flatten)]
+    percentages: Percentages,
     #[serde(default)]
     estimated_time_to_regain_access: Option<f64>,
 }
@@ -60,17 +69,10 @@ impl Usage {
     /// Parses the two headers; a missing or malformed header reports nothing.
     pub fn parse(app: Option<&str>, buc: Option<&str>) -> Usage {
         let mut u = Usage::default();
-        if let Some(a) = app.and_then(|s| serde_json::from_str::<AppUsage>(s).ok()) {
+        if let Some(a) = app.and_then(|s| serde_json::from_str::<Percentages>(s).ok()) {
             u.app_reported = true;
-            for (metric, v) in [
-                ("call_count", a.call_count),
-                ("total_cputime", a.total_cputime),
-                ("total_time", a.total_time),
-            ] {
-                if let Some(v) = v.filter(|v| v.is_finite()) {
-                    u.values.push(("app".into(), metric, v));
-                }
-            }
+            u.values
+                .extend(a.each().map(|(metric, v)| ("app".to_string(), metric, v)));
         }
         if let Some(b) =
             buc.and_then(|s| serde_json::from_str::<HashMap<String, Vec<BucEntry>>>(s).ok())
@@ -79,15 +81,9 @@ impl Usage {
             let mut best: HashMap<(String, &'static str), f64> = HashMap::new();
             for e in b.into_values().flatten() {
                 let kind = e.kind.unwrap_or_else(|| "unknown".into());
-                for (metric, v) in [
-                    ("call_count", e.call_count),
-                    ("total_cputime", e.total_cputime),
-                    ("total_time", e.total_time),
-                ] {
-                    if let Some(v) = v.filter(|v| v.is_finite()) {
-                        let slot = best.entry((kind.clone(), metric)).or_insert(v);
-                        *slot = slot.max(v);
-                    }
+                for (metric, v) in e.percentages.each() {
+                    let slot = best.entry((kind.clone(), metric)).or_insert(v);
+                    *slot = slot.max(v);
                 }
                 if let Some(r) = e.estimated_time_to_regain_access.filter(|r| r.is_finite()) {
                     regain = regain.max(r);

@@ -327,7 +327,8 @@ mod tests {
         assert!(!e.to_string().contains("SECRET-TOKEN"), "{e}");
         let e = decode_response::<Activity>(502, b"<html>bad gateway</html>", &tok()).unwrap_err();
         assert_eq!(e.kind(), "http_502");
-        let e = decode_response::<Activity>(200, br#"{"data":"SECRET-TOKEN"}"#, &tok()).unwrap_err();
+        let e =
+            decode_response::<Activity>(200, br#"{"data":"SECRET-TOKEN"}"#, &tok()).unwrap_err();
         assert_eq!(e.kind(), "decode");
         assert!(!e.to_string().contains("SECRET-TOKEN"), "{e}");
         let e = decode_response::<Activity>(200, br#"{"data":[{"id":"1"#, &tok()).unwrap_err();
