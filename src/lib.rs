@@ -9,11 +9,12 @@
 //! - [`config`]: the YAML file, defaults, validation reporting every problem, token files.
 //! - [`secret`]: the access token newtype that never prints.
 //! - [`error`]: `GraphError`, whose `kind()` is the `error_code` label.
-//! - [`graph`]: the one HTTP client (`client`), response types (`model`), cursor pagination (`paging`).
-//! - [`collector`]: per-target state and coalescing (`mod`), the two collectors
+//! - [`graph`]: the one HTTP client with retries (`client`), response types (`model`),
+//!   cursor pagination (`paging`), the API budget: usage headers, throttling, hourly cap (`budget`).
+//! - [`collector`]: per-target state, coalescing and budget checks (`mod`), the two collectors
 //!   (`activities`, `message_history`), dedupe (`seen`), persistence (`state_file`).
 //! - [`metrics`]: metric families and registration (`mod`), exposition in both formats (`encode`).
-//! - [`server`]: `AppState`, `router(state)`, `run(listener, state, shutdown)`.
+//! - [`server`]: `AppState`, `router(state)`, `run(listener, state, shutdown)`, the scrape deadline.
 //! - [`telemetry`]: logging setup.
 //! - [`sim`]: the Graph API simulator used by the tests and `--demo` (`demo`).
 //!

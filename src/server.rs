@@ -19,7 +19,7 @@ use crate::config::LoadedConfig;
 use crate::graph::GraphClient;
 use crate::graph::budget::{Budget, BudgetSettings};
 use crate::metrics::Metrics;
-use crate::metrics::encode::{Format, encode};
+use crate::metrics::encode::{Format, encode, with_unfinished_down};
 
 /// Version and revision, as `--version` prints them.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -86,19 +86,27 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         Some(d) => tokio::time::timeout_at(d.into(), task).await,
         None => Ok(task.await),
     };
-    match joined {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "collection task failed"),
+    let unfinished = match joined {
+        Ok(Ok(())) => Vec::new(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "collection task failed");
+            Vec::new()
+        }
         Err(_) => {
-            let n = state.collectors.mark_unfinished();
+            let unfinished = state.collectors.unfinished();
             tracing::warn!(
-                unfinished = n,
+                unfinished = unfinished.len(),
                 "scrape deadline reached: serving the last values, unfinished targets report whatsapp_up 0"
             );
+            unfinished
         }
-    }
+    };
     match encode(&state.registry, format) {
-        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Ok(body) => (
+            [(header::CONTENT_TYPE, format.content_type())],
+            with_unfinished_down(&body, &unfinished),
+        )
+            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot encode metrics");
             (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response()

@@ -265,18 +265,13 @@ impl Collectors {
         }
     }
 
-    /// Sets `whatsapp_up` to 0 for targets whose collection a scrape is
-    /// still waiting for at its deadline; the collection goes on and sets it
-    /// again when it ends.
-    pub fn mark_unfinished(&self) -> usize {
-        let mut n = 0;
-        for t in &self.targets {
-            if t.pending.load(Ordering::Acquire) {
-                self.metrics.up.get_or_create(&t.labels).set(0);
-                n += 1;
-            }
-        }
-        n
+    /// Targets whose collection a scrape asked for and has not finished yet.
+    pub fn unfinished(&self) -> Vec<TargetLabels> {
+        self.targets
+            .iter()
+            .filter(|t| t.pending.load(Ordering::Acquire))
+            .map(|t| t.labels.clone())
+            .collect()
     }
 
     /// Collects one target unless within `min_interval` of its last attempt

@@ -11,6 +11,8 @@
 
 use prometheus_client::registry::Registry;
 
+use crate::metrics::TargetLabels;
+
 /// Exposition format of one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -66,6 +68,36 @@ pub fn encode(registry: &Registry, format: Format) -> Result<String, std::fmt::E
         Format::OpenMetrics => om,
         Format::Classic => openmetrics_to_classic(&om),
     })
+}
+
+/// Sets `whatsapp_up` to 0 in this exposition only, for targets whose
+/// collection did not finish before the scrape deadline; the registry keeps
+/// the result of the last collection actually made.
+pub fn with_unfinished_down(text: &str, unfinished: &[TargetLabels]) -> String {
+    if unfinished.is_empty() {
+        return text.to_string();
+    }
+    let prefixes: Vec<String> = unfinished
+        .iter()
+        .map(|l| {
+            format!(
+                "whatsapp_up{{collector=\"{}\",target=\"{}\"}} ",
+                l.collector, l.target
+            )
+        })
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        match prefixes.iter().find(|p| line.starts_with(p.as_str())) {
+            Some(p) => {
+                out.push_str(p);
+                out.push('0');
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Rewrites OpenMetrics text (as prometheus-client writes it) into the classic text format.
@@ -205,6 +237,19 @@ demo_duration_seconds_bucket{le=\"1.0\"} 1
 demo_duration_seconds_bucket{le=\"+Inf\"} 1
 ";
         assert_eq!(classic, expected);
+    }
+
+    #[test]
+    fn unfinished_targets_are_down_in_this_exposition_only() {
+        let text = "# TYPE whatsapp_up gauge\nwhatsapp_up{collector=\"activities\",target=\"1\"} 1\nwhatsapp_up{collector=\"activities\",target=\"12\"} 1\n";
+        let l = TargetLabels {
+            collector: "activities".into(),
+            target: "1".into(),
+        };
+        assert_eq!(
+            with_unfinished_down(text, &[l]),
+            "# TYPE whatsapp_up gauge\nwhatsapp_up{collector=\"activities\",target=\"1\"} 0\nwhatsapp_up{collector=\"activities\",target=\"12\"} 1\n"
+        );
     }
 
     #[test]
