@@ -129,9 +129,24 @@ pub(super) async fn collect(
                 .inc_by(n);
             let state = label_value(ev.webhook_update_state.as_deref());
             let failed = settings.webhook_failure_states.contains(&state);
+            let application_id = label_value(app_id(ev));
+            if !st.applications.contains(&application_id) {
+                // The failure-state series of a new application start at 0, so
+                // that its first failure shows in increase() and the alerts.
+                for s in &settings.webhook_failure_states {
+                    let l = WebhookLabels {
+                        phone_number_id: phone.to_string(),
+                        application_id: application_id.clone(),
+                        webhook_update_state: s.clone(),
+                    };
+                    m.webhook_updates.get_or_create(&l).inc_by(0);
+                    m.webhook_failures.get_or_create(&l).inc_by(0);
+                }
+                st.applications.insert(application_id.clone());
+            }
             let webhook = WebhookLabels {
                 phone_number_id: phone.to_string(),
-                application_id: label_value(app_id(ev)),
+                application_id,
                 webhook_update_state: state,
             };
             m.webhook_updates.get_or_create(&webhook).inc_by(n);

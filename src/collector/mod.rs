@@ -85,6 +85,8 @@ pub struct TargetState {
     pub last_event: Option<i64>,
     /// `error` label values in use for this phone number.
     pub error_labels: HashSet<String>,
+    /// Applications seen for this phone number (their failure-state series exist).
+    pub applications: HashSet<String>,
     /// `error_code` of the failure in progress, for one log line per failure state.
     pub failing: Option<String>,
     /// Changed since the state file was last written.

@@ -51,6 +51,15 @@ async fn baseline_new_events_and_nothing_new() {
         m.get(ACTIVITY, &[("waba_id", WABA), ("event_type", "USER_ADDED")]),
         Some(0.0)
     );
+    // Failure-state series of each application seen start at 0.
+    for state in ["FAILED", "ERROR", "RETRYING"] {
+        let l = [
+            ("phone_number_id", PHONE),
+            ("application_id", "9876543210987654"),
+            ("webhook_update_state", state),
+        ];
+        assert_eq!(m.get(FAILURES, &l), Some(0.0), "{state}");
+    }
     assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
     assert_eq!(up(&m, "message_history", PHONE2), Some(1.0));
     assert_eq!(up(&m, "activities", WABA), Some(1.0));
