@@ -1,46 +1,12 @@
 //! The real binary: flags, `--config.check`, `--demo`, and no token in its output.
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::*;
 use whatsapp_exporter::sim::{Fault, SimEvent};
 
 const BIN: &str = env!("CARGO_BIN_EXE_whatsapp-exporter");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Kills the child on drop so a failing test leaves nothing running.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Running {
-    fn stop_and_read_stderr(mut self) -> String {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let mut s = String::new();
-        self.0
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut s)
-            .unwrap();
-        s
-    }
-}
 
 #[test]
 fn version_prints_version_and_revision() {

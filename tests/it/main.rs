@@ -1,6 +1,7 @@
 //! Integration tests: the real server (in process or as the real binary)
 //! against the Graph API simulator over loopback HTTP.
 
+mod alerting;
 mod binary;
 mod counting;
 mod exposition;
