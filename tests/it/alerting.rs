@@ -192,7 +192,7 @@ async fn traffic(sim: Simulator, failing: Arc<AtomicBool>, stop: Arc<AtomicBool>
         n += 1;
         let t = now();
         sim.add_message(PHONE, vec![SimEvent::new("SENT", t)]);
-        let state = if failing.load(Ordering::Relaxed) && n % 2 == 0 {
+        let state = if failing.load(Ordering::Relaxed) && n.is_multiple_of(2) {
             "FAILED"
         } else {
             "DELIVERED"
