@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,8 +14,8 @@ use axum::routing::post;
 use serde_json::Value;
 use serde_norway::Value as Yaml;
 
+use crate::stack::Stack;
 use crate::support::*;
-use whatsapp_exporter::sim::{SimEvent, Simulator};
 
 fn alerts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts")
@@ -184,24 +184,6 @@ fn render_alertmanager(dir: &Path, receiver: &str) -> PathBuf {
     path
 }
 
-/// Two messages a second on each phone number; while `failing`, half of the
-/// second number's webhook updates fail.
-async fn traffic(sim: Simulator, failing: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
-    let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        n += 1;
-        let t = now();
-        sim.add_message(PHONE, vec![SimEvent::new("SENT", t)]);
-        let state = if failing.load(Ordering::Relaxed) && n.is_multiple_of(2) {
-            "FAILED"
-        } else {
-            "DELIVERED"
-        };
-        sim.add_message(PHONE2, vec![SimEvent::new("SENT", t).webhook(state)]);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 fn alerts_in<'a>(inbox: &'a [(String, Value)], receiver: &str, status: &str) -> Vec<&'a Value> {
     inbox
         .iter()
@@ -211,32 +193,16 @@ fn alerts_in<'a>(inbox: &'a [(String, Value)], receiver: &str, status: &str) -> 
         .collect()
 }
 
-async fn prometheus_query(client: &reqwest::Client, base: &str, q: &str) -> Option<Value> {
-    let v: Value = client
-        .get(format!("{base}/api/v1/query"))
-        .query(&[("query", q)])
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    Some(v["data"]["result"].clone())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_failure_pages_and_resolves_end_to_end() {
-    let (Some(prometheus), Some(alertmanager)) = (
+    let (Some(_), Some(alertmanager)) = (
         external_tool("prometheus", "prometheus"),
         external_tool("prometheus-alertmanager", "prometheus-alertmanager"),
     ) else {
         return;
     };
-    let dir = temp_dir("e2e");
-    let (sim, url) = simulator().await;
-    let exp = Exporter::start(&config_yaml(&url, "  lookback: 1h\n  max_pages: 50\n", "")).await;
+    let dir = temp_dir("e2e-am");
     let (receiver, inbox) = start_receiver().await;
-
     let am_port = free_port();
     let am_cfg = render_alertmanager(&dir, &receiver);
     let _am = Running(
@@ -250,65 +216,26 @@ async fn webhook_failure_pages_and_resolves_end_to_end() {
             .spawn()
             .expect("alertmanager starts"),
     );
-
     let rules = render_rules(&dir);
-    let exporter_addr = exp.url.trim_start_matches("http://").to_string();
-    let prom_cfg = dir.join("prometheus.yml");
-    std::fs::write(
-        &prom_cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             rule_files: [\"{}\"]\n\
-             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"127.0.0.1:{am_port}\"]\n\
-             scrape_configs:\n  - job_name: whatsapp\n    static_configs:\n      - targets: [\"{exporter_addr}\"]\n",
-            rules.display()
-        ),
-    )
-    .unwrap();
-    let prom_port = free_port();
-    let _prom = Running(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", prom_cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus starts"),
-    );
-    let prom = format!("http://127.0.0.1:{prom_port}");
-    let client = reqwest::Client::new();
+    let Some(stack) = Stack::start("e2e-alerting", &rules, Some(am_port)).await else {
+        return;
+    };
 
-    let failing = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let generator = tokio::spawn(traffic(sim.clone(), failing.clone(), stop.clone()));
-
-    // Prometheus scrapes the exporter in OpenMetrics and it is up.
-    eventually(
-        Duration::from_secs(60),
-        "Prometheus to scrape the exporter",
-        || async {
-            let r = prometheus_query(&client, &prom, "up{job=\"whatsapp\"} == 1").await?;
-            (!r.as_array()?.is_empty()).then_some(())
-        },
-    )
-    .await;
     // Healthy traffic for a while: the failure ratio is 0 for both numbers.
     eventually(
         Duration::from_secs(60),
         "a failure ratio for both numbers",
         || async {
-            let r =
-                prometheus_query(&client, &prom, "whatsapp:webhook_failure_ratio:10m == 0").await?;
+            let r = stack
+                .query("whatsapp:webhook_failure_ratio:10m == 0")
+                .await
+                .ok()?;
             (r.as_array()?.len() == 2).then_some(())
         },
     )
     .await;
 
-    failing.store(true, Ordering::Relaxed);
+    stack.failing.store(true, Ordering::Relaxed);
     let page = eventually(
         Duration::from_secs(90),
         "the webhook-failure page",
@@ -331,7 +258,7 @@ async fn webhook_failure_pages_and_resolves_end_to_end() {
             .contains(PHONE2)
     );
 
-    failing.store(false, Ordering::Relaxed);
+    stack.failing.store(false, Ordering::Relaxed);
     eventually(
         Duration::from_secs(120),
         "the resolved notification",
@@ -361,9 +288,7 @@ async fn webhook_failure_pages_and_resolves_end_to_end() {
             }
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let _ = generator.await;
-    exp.stop().await;
-    drop((_prom, _am));
+    stack.stop().await;
+    drop(_am);
     let _ = std::fs::remove_dir_all(&dir);
 }

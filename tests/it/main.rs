@@ -4,9 +4,11 @@
 mod alerting;
 mod binary;
 mod counting;
+mod dashboards;
 mod exposition;
 mod faults;
 mod properties;
 mod resilience;
 mod restart;
+mod stack;
 mod support;

@@ -1,0 +1,154 @@
+//! The end-to-end harness shared by the alerting and dashboard tests: the
+//! simulator with live traffic, the exporter, and a real Prometheus (1 s
+//! scrapes and rule evaluation) scraping it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+use whatsapp_exporter::sim::{SimActivity, SimEvent, Simulator};
+
+/// A running simulator + exporter + Prometheus; everything stops on drop.
+pub struct Stack {
+    pub sim: Simulator,
+    pub exp: Option<Exporter>,
+    pub prometheus: String,
+    pub client: reqwest::Client,
+    /// While set, half of PHONE2's webhook updates fail.
+    pub failing: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    _prometheus: Running,
+    pub dir: PathBuf,
+}
+
+impl Stack {
+    /// Starts it all; `None` (after a notice) when `prometheus` is not installed.
+    /// `alertmanager` is the port of an Alertmanager to send alerts to.
+    pub async fn start(name: &str, rules: &Path, alertmanager: Option<u16>) -> Option<Stack> {
+        let prometheus = external_tool("prometheus", "prometheus")?;
+        let dir = temp_dir(name);
+        let (sim, url) = simulator().await;
+        let exp =
+            Exporter::start(&config_yaml(&url, "  lookback: 1h\n  max_pages: 50\n", "")).await;
+        let alerting = match alertmanager {
+            Some(port) => format!(
+                "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"127.0.0.1:{port}\"]\n"
+            ),
+            None => String::new(),
+        };
+        let cfg = dir.join("prometheus.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+                 rule_files: [\"{}\"]\n{alerting}\
+                 scrape_configs:\n  - job_name: whatsapp\n    static_configs:\n      - targets: [\"{}\"]\n",
+                rules.display(),
+                exp.url.trim_start_matches("http://"),
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let process = Running(
+            Command::new(prometheus)
+                .arg(format!("--config.file={}", cfg.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("tsdb").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("prometheus starts"),
+        );
+        let failing = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        tokio::spawn(traffic(sim.clone(), failing.clone(), stop.clone()));
+        let stack = Stack {
+            sim,
+            exp: Some(exp),
+            prometheus: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+            failing,
+            stop,
+            _prometheus: process,
+            dir,
+        };
+        // Prometheus scrapes the exporter (in OpenMetrics) and it is up.
+        eventually(
+            Duration::from_secs(60),
+            "Prometheus to scrape the exporter",
+            || async {
+                let r = stack.query("up{job=\"whatsapp\"} == 1").await.ok()?;
+                (!r.as_array()?.is_empty()).then_some(())
+            },
+        )
+        .await;
+        Some(stack)
+    }
+
+    /// An instant query; `Err` with Prometheus' message if it is refused.
+    pub async fn query(&self, q: &str) -> Result<Value, String> {
+        let v: Value = self
+            .client
+            .get(format!("{}/api/v1/query", self.prometheus))
+            .query(&[("query", q)])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        if v["status"] != "success" {
+            return Err(format!("{}: {}", v["errorType"], v["error"]));
+        }
+        Ok(v["data"]["result"].clone())
+    }
+
+    /// Stops the traffic and the exporter (Prometheus stops on drop).
+    pub async fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(exp) = self.exp.take() {
+            exp.stop().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Two messages a second on each phone number moving to DELIVERED and READ,
+/// some FAILED with an error, an activity event now and then; while
+/// `failing`, half of PHONE2's webhook updates fail.
+async fn traffic(sim: Simulator, failing: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let t = now();
+        let first = sim.add_message(PHONE, vec![SimEvent::new("SENT", t)]);
+        sim.add_event(PHONE, &first, SimEvent::new("DELIVERED", t), false);
+        if n.is_multiple_of(3) {
+            sim.add_event(PHONE, &first, SimEvent::new("READ", t), false);
+        }
+        if n.is_multiple_of(7) {
+            let ev = SimEvent::new("FAILED", t).error("Message undeliverable");
+            sim.add_message(PHONE, vec![ev]);
+        }
+        let state = if failing.load(Ordering::Relaxed) && n.is_multiple_of(2) {
+            "FAILED"
+        } else {
+            "DELIVERED"
+        };
+        sim.add_message(PHONE2, vec![SimEvent::new("SENT", t).webhook(state)]);
+        if n.is_multiple_of(10) {
+            let kind =
+                [("USER", "USER_ADDED"), ("TEMPLATE", "TEMPLATE_APPROVED")][(n / 10 % 2) as usize];
+            sim.add_activity(WABA, SimActivity::new(kind.0, kind.1, t), true);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
