@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -198,18 +197,7 @@ async fn every_query_runs_on_a_real_prometheus_and_shows_data() {
         let d = load(name);
         for v in variables(&d).into_iter().filter(|v| v["type"] == "query") {
             let q = variable_query(v["definition"].as_str().unwrap());
-            eventually(
-                Duration::from_secs(90),
-                &format!("{name}: values of {q}"),
-                || async {
-                    let r = stack
-                        .query(&q)
-                        .await
-                        .unwrap_or_else(|e| panic!("{name}: {q} refused: {e}"));
-                    (!r.as_array()?.is_empty()).then_some(())
-                },
-            )
-            .await;
+            stack.wait_for_data(name, &q).await;
             checked += 1;
         }
         for (title, e) in queries(&d) {
@@ -220,18 +208,7 @@ async fn every_query_runs_on_a_real_prometheus_and_shows_data() {
                     .await
                     .unwrap_or_else(|err| panic!("{name}/{title}: {q} refused: {err}"));
             } else {
-                eventually(
-                    Duration::from_secs(90),
-                    &format!("{name}/{title}: data for {q}"),
-                    || async {
-                        let r = stack
-                            .query(&q)
-                            .await
-                            .unwrap_or_else(|err| panic!("{name}/{title}: {q} refused: {err}"));
-                        (!r.as_array()?.is_empty()).then_some(())
-                    },
-                )
-                .await;
+                stack.wait_for_data(&format!("{name}/{title}"), &q).await;
             }
             checked += 1;
         }

@@ -111,6 +111,23 @@ impl Stack {
         Ok(v["data"]["result"].clone())
     }
 
+    /// Waits until `q` returns at least one series; panics if Prometheus
+    /// refuses it or nothing comes within 90 s. `what` names it in messages.
+    pub async fn wait_for_data(&self, what: &str, q: &str) {
+        eventually(
+            Duration::from_secs(90),
+            &format!("{what}: data for {q}"),
+            || async {
+                let r = self
+                    .query(q)
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}: {q} refused: {e}"));
+                (!r.as_array()?.is_empty()).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// Stops the traffic and the exporter (Prometheus stops on drop).
     pub async fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
