@@ -15,7 +15,8 @@
 //!   (`activities`, `message_history`), dedupe (`seen`), persistence (`state_file`).
 //! - [`metrics`]: metric families and registration (`mod`), exposition in both formats (`encode`).
 //! - [`server`]: `AppState`, `router(state)`, `run(listener, state, shutdown)`, the scrape deadline.
-//! - [`telemetry`]: logging setup.
+//! - [`telemetry`]: logs, OTLP traces and W3C trace context (`mod`); the `OTEL_*` settings
+//!   and the tracer provider (`otlp`).
 //! - [`sim`]: the Graph API simulator used by the tests and `--demo` (`demo`).
 //!
 //! Data flows one way: Graph API -> pages -> events -> dedupe -> counters -> exposition.

@@ -1,4 +1,4 @@
-//! Command line: flags -> config -> logging -> server.
+//! Command line: flags -> config -> logging and tracing -> server -> flush the last spans.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use whatsapp_exporter::config::{Config, LoadedConfig, TOKEN_ENV};
 use whatsapp_exporter::server::{self, AppState, REVISION, VERSION};
 use whatsapp_exporter::sim;
-use whatsapp_exporter::telemetry::{self, LogFormat};
+use whatsapp_exporter::telemetry::{self, LogFormat, ProcessEnv};
 
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -59,16 +59,16 @@ struct Flags {
     /// Log format.
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]
     log_format: LogFormat,
+    /// Export traces over OTLP to this base URL (like OTEL_EXPORTER_OTLP_ENDPOINT; the
+    /// OTEL_* variables set the rest). Off when neither this nor those variables ask for it.
+    #[arg(long = "tracing.otlp-endpoint", value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
     if flags.config_check {
         return check(&flags);
-    }
-    if let Err(e) = telemetry::init(&flags.log_level, flags.log_format) {
-        eprintln!("whatsapp-exporter: cannot set up logging: {e:#}");
-        return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -77,14 +77,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(flags)) {
+    // The gRPC trace exporter starts its connection task in the runtime.
+    let _entered = runtime.enter();
+    let telemetry = match telemetry::resolve_otlp(flags.otlp_endpoint.as_deref(), &ProcessEnv)
+        .and_then(|otlp| telemetry::init(&flags.log_level, flags.log_format, otlp.as_ref()))
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("whatsapp-exporter: cannot set up logging and tracing: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match runtime.block_on(run(flags)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "exiting");
             eprintln!("whatsapp-exporter: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }
 
 fn check(flags: &Flags) -> ExitCode {

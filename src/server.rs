@@ -13,6 +13,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+use tracing::Instrument;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::collector::Collectors;
 use crate::config::LoadedConfig;
@@ -20,6 +23,7 @@ use crate::graph::GraphClient;
 use crate::graph::budget::{Budget, BudgetSettings};
 use crate::metrics::Metrics;
 use crate::metrics::encode::{Format, encode, with_unfinished_down};
+use crate::telemetry;
 
 /// Version and revision, as `--version` prints them.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -75,13 +79,41 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let span = tracing::info_span!(
+        "scrape",
+        otel.kind = "server",
+        targets = state.collectors.targets().len(),
+        format = Empty,
+        deadline_ms = Empty,
+        unfinished = Empty,
+        trace_id = Empty,
+    );
+    span.set_attribute("http.request.method", "GET");
+    span.set_attribute("url.path", state.telemetry_path.clone());
+    telemetry::continue_trace(&span, &headers);
+    if let Some(id) = telemetry::sampled_trace_id(&span) {
+        span.record("trace_id", id.as_str());
+    }
+    scrape(state, headers, span.clone()).instrument(span).await
+}
+
+async fn scrape(state: Arc<AppState>, headers: HeaderMap, span: tracing::Span) -> Response {
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let deadline = scrape_deadline(&headers, state.timeout_offset);
+    span.record("format", format.name());
+    if let Some(d) = deadline {
+        span.record(
+            "deadline_ms",
+            d.saturating_duration_since(Instant::now()).as_millis() as u64,
+        );
+    }
     // Collect in a task of its own: a scraper hanging up, or the deadline
     // passing, does not cut a collection short; it goes on and warms the
-    // values the next scrape serves.
+    // values the next scrape serves. (So the scrape span lasts until it ends.)
     let collectors = state.collectors.clone();
-    let task = tokio::spawn(async move { collectors.collect_all(deadline).await });
+    let task = tokio::spawn(
+        async move { collectors.collect_all(deadline).await }.instrument(span.clone()),
+    );
     let joined = match deadline {
         Some(d) => tokio::time::timeout_at(d.into(), task).await,
         None => Ok(task.await),
@@ -101,7 +133,8 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
             unfinished
         }
     };
-    match encode(&state.registry, format) {
+    span.record("unfinished", unfinished.len());
+    let response = match encode(&state.registry, format) {
         Ok(body) => (
             [(header::CONTENT_TYPE, format.content_type())],
             with_unfinished_down(&body, &unfinished),
@@ -111,7 +144,12 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
             tracing::error!(error = %e, "cannot encode metrics");
             (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response()
         }
-    }
+    };
+    span.set_attribute(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
+    );
+    response
 }
 
 /// `X-Prometheus-Scrape-Timeout-Seconds` minus the offset, from now.

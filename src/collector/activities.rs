@@ -49,8 +49,11 @@ pub fn scan_page<'p>(
         if seen.insert(key, ts) {
             this_walk.insert(key);
             scan.new.push(rec);
-        } else if stop_at_seen && !this_walk.contains(&key) {
-            scan.stop = true;
+        } else {
+            scan.seen += 1;
+            if stop_at_seen && !this_walk.contains(&key) {
+                scan.stop = true;
+            }
         }
     }
     scan

@@ -52,6 +52,8 @@ pub fn scan_page<'p>(
             all_old = false;
             if seen.insert(identity(ev, msg_key), ts) {
                 scan.new.push(ev);
+            } else {
+                scan.seen += 1;
             }
         }
     }

@@ -19,7 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
+use opentelemetry::trace::Status;
 use tokio::sync::Mutex;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::{CollectorKind, LoadedConfig, TargetSpec};
 use crate::error::GraphError;
@@ -53,6 +57,8 @@ pub struct CollectSettings {
 pub struct Scan<'p, T> {
     /// Records or events not seen before (now remembered).
     pub new: Vec<&'p T>,
+    /// Records or events within the window that were seen before.
+    pub seen: usize,
     /// Reasons of records skipped as invalid.
     pub invalid: Vec<&'static str>,
     /// Newest event time on the page.
@@ -65,6 +71,7 @@ impl<T> Default for Scan<'_, T> {
     fn default() -> Self {
         Scan {
             new: Vec::new(),
+            seen: 0,
             invalid: Vec::new(),
             newest: None,
             stop: false,
@@ -94,6 +101,17 @@ pub struct TargetState {
     /// The last activities walk failed after remembering records, so the
     /// next one scans the whole window instead of stopping at seen records.
     pub partial: bool,
+    /// What the collection in progress found so far.
+    pub tally: Tally,
+}
+
+/// Events found by one collection: new ones and ones already seen.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Not seen before (counted, or remembered by a baseline).
+    pub new: u64,
+    /// Seen before (on an overlapping page).
+    pub seen: u64,
 }
 
 impl TargetState {
@@ -102,6 +120,8 @@ impl TargetState {
         if !scan.new.is_empty() {
             self.dirty = true;
         }
+        self.tally.new += scan.new.len() as u64;
+        self.tally.seen += scan.seen as u64;
         if scan.newest.is_some() {
             self.last_event = self.last_event.max(scan.newest);
         }
@@ -279,12 +299,36 @@ impl Collectors {
     /// Collects one target unless within `min_interval` of its last attempt
     /// or held back by the API budget. Returns whether its state changed.
     async fn collect_target(&self, target: &Target, deadline: Option<Instant>) -> bool {
+        let span = tracing::info_span!(
+            "collection",
+            collector = %target.labels.collector,
+            target = %target.labels.target,
+            outcome = Empty,
+            baseline = Empty,
+            pages = Empty,
+            events_new = Empty,
+            events_seen = Empty,
+            truncated = Empty,
+            error_code = Empty,
+        );
+        self.collect_target_in_span(target, deadline, span.clone())
+            .instrument(span)
+            .await
+    }
+
+    async fn collect_target_in_span(
+        &self,
+        target: &Target,
+        deadline: Option<Instant>,
+        span: Span,
+    ) -> bool {
         let _pending = PendingGuard(&target.pending);
         let mut st = target.state.lock().await;
         let started = Instant::now();
         if let Some(last) = st.last_attempt
             && started.duration_since(last) < self.settings.min_interval
         {
+            span.record("outcome", "reused");
             return false;
         }
         let budget = self.client.budget();
@@ -298,9 +342,12 @@ impl Collectors {
         if budget.hold(&spec.id, &spec.token).is_some() {
             // Serve the last values; no call, and `up` keeps the last collection's result.
             throttled.set(1);
+            span.record("outcome", "throttled");
             return false;
         }
         st.last_attempt = Some(started);
+        st.tally = Tally::default();
+        span.record("baseline", !st.baseline_done);
         let edge = unix_now() - self.settings.lookback.as_secs() as i64;
         if st.seen.prune(edge) > 0 {
             st.dirty = true;
@@ -324,8 +371,13 @@ impl Collectors {
         if let Some(t) = st.last_event {
             m.last_event.get_or_create(l).set(t as f64);
         }
+        span.record("pages", pages);
+        span.record("events_new", st.tally.new);
+        span.record("events_seen", st.tally.seen);
         match result {
             Ok(end) => {
+                span.record("outcome", "ok");
+                span.record("truncated", end == End::MaxPages);
                 m.up.get_or_create(l).set(1);
                 m.last_success.get_or_create(l).set(unix_now_f64());
                 if end == End::MaxPages {
@@ -335,36 +387,36 @@ impl Collectors {
                     st.baseline_done = true;
                     st.dirty = true;
                     tracing::info!(
-                        collector = %l.collector,
-                        target = %l.target,
                         remembered = st.seen.len(),
                         "baseline established; counting new events from now on"
                     );
                 }
                 if let Some(code) = st.failing.take() {
-                    tracing::info!(collector = %l.collector, target = %l.target, error_code = %code, "collection recovered");
+                    tracing::info!(error_code = %code, "collection recovered");
                 }
             }
             Err(GraphError::Throttled(wait)) => {
                 // The budget ran out partway: what was read is counted, the
                 // rest waits; no failed call was made, so `up` stays.
-                tracing::info!(collector = %l.collector, target = %l.target, resume_in = ?wait, "holding back to stay within the API budget");
+                span.record("outcome", "throttled");
+                tracing::info!(resume_in = ?wait, "holding back to stay within the API budget");
             }
             Err(e) => {
                 m.up.get_or_create(l).set(0);
-                self.report_failure(target, &mut st, &e);
+                span.record("outcome", "failed");
+                span.record("error_code", e.kind().as_str());
+                span.set_status(Status::error(e.to_string()));
+                self.report_failure(&mut st, &e);
             }
         }
         st.dirty
     }
 
-    fn report_failure(&self, target: &Target, st: &mut TargetState, e: &GraphError) {
+    fn report_failure(&self, st: &mut TargetState, e: &GraphError) {
         let code = e.kind();
         if st.failing.as_deref() != Some(code.as_str()) {
+            // The collection span carries collector, target and error_code.
             tracing::warn!(
-                collector = %target.labels.collector,
-                target = %target.labels.target,
-                error_code = %code,
                 error = %e,
                 hint = e.hint(),
                 "collection failing"

@@ -6,19 +6,25 @@
 //! redacted of the token before it becomes an error message.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use opentelemetry::trace::Status;
 use rand::Rng;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::{CollectorKind, GraphApiConfig};
 use crate::error::GraphError;
 use crate::graph::budget::{Budget, Usage};
 use crate::graph::model::{ErrorBody, Page};
 use crate::metrics::{
-    ApiErrorLabels, EndpointLabels, Metrics, RequestLabels, TargetOnlyLabels, UsageLabels,
+    ApiErrorLabels, EndpointLabels, Metrics, RequestLabels, TargetOnlyLabels, TraceLabels,
+    UsageLabels,
 };
 use crate::secret::AccessToken;
+use crate::telemetry::{inject_trace_context, sampled_trace_id};
 
 /// First pause before a retry; doubled each attempt, with jitter.
 const RETRY_BASE: Duration = Duration::from_millis(250);
@@ -99,7 +105,19 @@ impl GraphClient {
                 let wait = hold.until().saturating_duration_since(Instant::now());
                 return Err(GraphError::Throttled(wait));
             }
-            let (result, usage) = self.attempt::<T>(req).await;
+            let span = tracing::info_span!(
+                "graph_api_request",
+                otel.kind = "client",
+                endpoint = req.endpoint.as_str(),
+                attempt = attempt + 1,
+                http.response.status_code = Empty,
+                http.response.body.size = Empty,
+                graph.error_code = Empty,
+                error.type = Empty,
+                duration_ms = Empty,
+            );
+            span.set_attribute("http.request.method", "GET");
+            let (result, usage) = self.attempt::<T>(req).instrument(span).await;
             self.record_usage(req.id, &usage);
             self.budget
                 .observe(req.id, req.token, &usage, result.as_ref().err());
@@ -121,7 +139,7 @@ impl GraphClient {
                     endpoint: req.endpoint.as_str().to_string(),
                 })
                 .inc();
-            tracing::debug!(endpoint = req.endpoint.as_str(), target = req.id, attempt, error_code = %err.kind(), "retrying");
+            tracing::debug!(attempt, error_code = %err.kind(), "retrying");
             tokio::time::sleep(pause).await;
         }
     }
@@ -157,27 +175,31 @@ impl GraphClient {
         let mut usage = Usage::default();
         let result = tokio::time::timeout(self.timeout, self.fetch(req, &mut usage)).await;
         let elapsed = start.elapsed();
+        let span = tracing::Span::current();
+        // The bucket links to this request's trace when it is sampled.
+        let exemplar = sampled_trace_id(&span).map(|trace_id| TraceLabels { trace_id });
+        let observed_at = exemplar.as_ref().map(|_| SystemTime::now());
         self.metrics
             .api_duration
             .get_or_create(&EndpointLabels {
                 endpoint: endpoint.to_string(),
             })
-            .observe(elapsed.as_secs_f64());
+            .observe(elapsed.as_secs_f64(), exemplar, observed_at);
         let result = match result {
             Ok(Ok((status, body))) => decode_response(status, &body, req.token),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(GraphError::Timeout(self.timeout)),
         };
+        span.record("duration_ms", elapsed.as_millis() as u64);
         if let Err(e) = &result {
             self.record_error(req.endpoint, e);
+            span.record("error.type", e.kind().as_str());
+            if let GraphError::Api { code, .. } = e {
+                span.record("graph.error_code", code);
+            }
+            span.set_status(Status::error(e.to_string()));
         }
-        tracing::debug!(
-            endpoint,
-            target = req.id,
-            duration_ms = elapsed.as_millis() as u64,
-            error = result.as_ref().err().map(|e| e.kind()),
-            "graph api request"
-        );
+        tracing::debug!("graph api request");
         (result, usage)
     }
 
@@ -210,15 +232,21 @@ impl GraphClient {
         if let Some(after) = req.after {
             query.push(("after", after));
         }
+        let span = tracing::Span::current();
+        span.set_attribute("url.full", url.clone());
+        let mut headers = reqwest::header::HeaderMap::new();
+        inject_trace_context(&span, &mut headers);
         let mut resp = self
             .http
             .get(&url)
+            .headers(headers)
             .bearer_auth(req.token.expose())
             .query(&query)
             .send()
             .await
             .map_err(|e| transport_error(e, req.token, self.timeout))?;
         let status = resp.status().as_u16();
+        span.record("http.response.status_code", status);
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
         *usage = Usage::parse(header("x-app-usage"), header("x-business-use-case-usage"));
         self.metrics
@@ -245,6 +273,7 @@ impl GraphClient {
             }
             body.extend_from_slice(&chunk);
         }
+        span.record("http.response.body.size", body.len() as u64);
         Ok((status, body))
     }
 }

@@ -51,6 +51,14 @@ impl Format {
         }
     }
 
+    /// `openmetrics` or `classic`, for logs and spans.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "openmetrics",
+            Format::Classic => "classic",
+        }
+    }
+
     /// The `Content-Type` of a response in this format.
     pub fn content_type(self) -> &'static str {
         match self {

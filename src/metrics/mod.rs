@@ -8,9 +8,9 @@ pub mod encode;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
@@ -129,10 +129,20 @@ pub struct BuildLabels {
     pub revision: String,
 }
 
-type HistogramFamily = Family<EndpointLabels, Histogram, fn() -> Histogram>;
+/// `{trace_id}`: the exemplar of a request histogram bucket, linking it to its trace.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceLabels {
+    /// W3C trace id, 32 hex digits.
+    pub trace_id: String,
+}
 
-fn request_histogram() -> Histogram {
-    Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+/// A histogram whose buckets carry the trace id of their last observation.
+pub type RequestHistogram = HistogramWithExemplars<TraceLabels>;
+
+type HistogramFamily = Family<EndpointLabels, RequestHistogram, fn() -> RequestHistogram>;
+
+fn request_histogram() -> RequestHistogram {
+    HistogramWithExemplars::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0].into_iter())
 }
 
 const REUSE: &str =
@@ -296,7 +306,7 @@ impl Metrics {
         );
         r.register(
             "whatsapp_graph_api_request_duration_seconds",
-            "Duration of Graph API requests, body included",
+            "Duration of Graph API requests, body included; with tracing on, buckets carry the trace_id of their last request as an exemplar",
             m.api_duration.clone(),
         );
         r.register(

@@ -260,6 +260,9 @@ async fn answer(
     let fault = {
         let mut d = sim.lock();
         *d.requests.entry((edge.clone(), id.clone())).or_default() += 1;
+        if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+            d.traceparents.push(tp.to_string());
+        }
         let auth = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())

@@ -152,6 +152,7 @@ struct SimData {
     phones: BTreeMap<String, Vec<Stored<SimMessage>>>,
     faults: HashMap<String, Fault>,
     requests: HashMap<(String, String), u64>,
+    traceparents: Vec<String>,
     in_flight: usize,
     max_in_flight: usize,
     next_seq: u64,
@@ -339,5 +340,10 @@ impl Simulator {
     /// Requests received in all.
     pub fn total_requests(&self) -> u64 {
         self.lock().requests.values().sum()
+    }
+
+    /// The W3C `traceparent` headers received, in order.
+    pub fn traceparents(&self) -> Vec<String> {
+        self.lock().traceparents.clone()
     }
 }

@@ -32,6 +32,7 @@ fn help_documents_every_flag() {
         "--demo",
         "--log.level",
         "--log.format",
+        "--tracing.otlp-endpoint",
         "--version",
     ] {
         assert!(s.contains(flag), "--help lacks {flag}:\n{s}");

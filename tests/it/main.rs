@@ -12,3 +12,4 @@ mod resilience;
 mod restart;
 mod stack;
 mod support;
+mod traces;

@@ -41,31 +41,12 @@ impl Stack {
             ),
             None => String::new(),
         };
-        let cfg = dir.join("prometheus.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 rule_files: [\"{}\"]\n{alerting}\
-                 scrape_configs:\n  - job_name: whatsapp\n    static_configs:\n      - targets: [\"{}\"]\n",
-                rules.display(),
-                exp.url.trim_start_matches("http://"),
-            ),
-        )
-        .unwrap();
-        let port = free_port();
-        let process = Running(
-            Command::new(prometheus)
-                .arg(format!("--config.file={}", cfg.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.join("tsdb").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("prometheus starts"),
+        let (process, prometheus) = start_prometheus(
+            &prometheus,
+            &dir,
+            exp.url.trim_start_matches("http://"),
+            &format!("rule_files: [\"{}\"]\n{alerting}", rules.display()),
+            &[],
         );
         let failing = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
@@ -73,7 +54,7 @@ impl Stack {
         let stack = Stack {
             sim,
             exp: Some(exp),
-            prometheus: format!("http://127.0.0.1:{port}"),
+            prometheus,
             client: reqwest::Client::new(),
             failing,
             stop,
@@ -136,6 +117,43 @@ impl Stack {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Starts `prometheus` (1 s scrapes and rule evaluation) scraping job
+/// `whatsapp` at `target` (`host:port`), with `extra` config lines (rule files,
+/// alerting) and `args`; returns the process and its URL.
+pub fn start_prometheus(
+    prometheus: &Path,
+    dir: &Path,
+    target: &str,
+    extra: &str,
+    args: &[&str],
+) -> (Running, String) {
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n{extra}\
+             scrape_configs:\n  - job_name: whatsapp\n    static_configs:\n      - targets: [\"{target}\"]\n",
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let process = Running(
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts"),
+    );
+    (process, format!("http://127.0.0.1:{port}"))
 }
 
 /// Two messages a second on each phone number moving to DELIVERED and READ,
