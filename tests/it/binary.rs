@@ -160,20 +160,7 @@ async fn token_never_in_logs_metrics_or_errors_at_debug() {
     );
     sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
     let dir = temp_dir("leak");
-    let token_file = dir.join("token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    let cfg = dir.join("config.yml");
-    std::fs::write(
-        &cfg,
-        config_yaml(&url, "", "").replace(
-            "  request_timeout: 5s\n",
-            &format!(
-                "  request_timeout: 5s\n  access_token_file: {}\n",
-                token_file.display()
-            ),
-        ),
-    )
-    .unwrap();
+    let cfg = config_file_with_token_file(&url, &dir);
     let port = free_port();
     for format in ["logfmt", "json"] {
         let child = Command::new(BIN)

@@ -42,6 +42,24 @@ pub fn config_yaml(base_url: &str, collect: &str, extra: &str) -> String {
     )
 }
 
+/// Writes `config.yml` for the simulator at `base_url` into `dir`, reading the
+/// token from a file there (`graph_api.access_token_file`), not the
+/// environment; returns the config's path. For tests of the real binary.
+pub fn config_file_with_token_file(base_url: &str, dir: &std::path::Path) -> PathBuf {
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let cfg = dir.join("config.yml");
+    let yaml = config_yaml(base_url, "", "").replace(
+        "  request_timeout: 5s\n",
+        &format!(
+            "  request_timeout: 5s\n  access_token_file: {}\n",
+            token_file.display()
+        ),
+    );
+    std::fs::write(&cfg, yaml).unwrap();
+    cfg
+}
+
 /// A running exporter (the real router and server) on 127.0.0.1:0.
 pub struct Exporter {
     pub url: String,

@@ -192,21 +192,7 @@ async fn setup(name: &str) -> (Simulator, PathBuf) {
             is_transient: false,
         }),
     );
-    let dir = temp_dir(name);
-    let token_file = dir.join("token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    let cfg = dir.join("config.yml");
-    std::fs::write(
-        &cfg,
-        config_yaml(&url, "", "").replace(
-            "  request_timeout: 5s\n",
-            &format!(
-                "  request_timeout: 5s\n  access_token_file: {}\n",
-                token_file.display()
-            ),
-        ),
-    )
-    .unwrap();
+    let cfg = config_file_with_token_file(&url, &temp_dir(name));
     (sim, cfg)
 }
 
