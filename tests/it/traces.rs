@@ -199,7 +199,7 @@ async fn setup(name: &str) -> (Simulator, PathBuf) {
 /// Starts the binary with `env` and waits for its landing page (no scrape).
 /// Its log goes to `log.txt` beside the config (a pipe nobody reads could
 /// fill up and stall it).
-async fn start(cfg: &Path, env: &[(&str, &str)]) -> (Running, String) {
+async fn start(cfg: &Path, args: &[String], env: &[(&str, &str)]) -> (Running, String) {
     let port = free_port();
     let log = std::fs::File::create(log_path(cfg)).unwrap();
     let mut cmd = Command::new(BIN);
@@ -207,6 +207,7 @@ async fn start(cfg: &Path, env: &[(&str, &str)]) -> (Running, String) {
         &format!("--config.file={}", cfg.display()),
         &format!("--web.listen-address=127.0.0.1:{port}"),
     ])
+    .args(args)
     .env_remove("WHATSAPP_ACCESS_TOKEN")
     .stdout(Stdio::null())
     .stderr(log);
@@ -229,9 +230,14 @@ fn log_path(cfg: &Path) -> PathBuf {
 }
 
 /// Sends SIGTERM and waits (at most 20 s) for the process to exit.
-async fn terminate(mut running: Running) -> std::process::ExitStatus {
+async fn terminate(running: Running) -> std::process::ExitStatus {
+    signal_and_wait(running, "-TERM").await
+}
+
+/// Sends `signal` (`-TERM`, `-INT`) and waits (at most 20 s) for the process to exit.
+async fn signal_and_wait(mut running: Running, signal: &str) -> std::process::ExitStatus {
     let _ = Command::new("kill")
-        .args(["-TERM", &running.0.id().to_string()])
+        .args([signal, &running.0.id().to_string()])
         .status();
     eventually(Duration::from_secs(20), "the exporter to exit", || {
         let status = running.0.try_wait().ok().flatten();
@@ -273,10 +279,16 @@ async fn spans_of_one_scrape(protocol: &str) {
         _ => http_receiver(got.clone()).await,
     };
     let (sim, cfg) = setup(&format!("traces-{}", protocol.replace('/', "-"))).await;
+    // HTTP through the flag, gRPC through the variable.
+    let (flag, var) = match protocol {
+        "grpc" => (vec![], endpoint.as_str()),
+        _ => (vec![format!("--tracing.otlp-endpoint={endpoint}")], ""),
+    };
     let (running, url) = start(
         &cfg,
+        &flag,
         &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", var),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
             ("OTEL_SERVICE_NAME", "wa-test"),
@@ -445,7 +457,7 @@ async fn spans_of_a_scrape_reach_an_otlp_grpc_receiver() {
 async fn no_exemplars_or_traceparent_when_tracing_is_off_or_unsampled() {
     // Off: nothing asks for traces.
     let (sim, cfg) = setup("traces-off").await;
-    let (running, url) = start(&cfg, &[]).await;
+    let (running, url) = start(&cfg, &[], &[]).await;
     let om = scrape_om(&url, None).await;
     assert!(om.contains("whatsapp_graph_api_request_duration_seconds_bucket{"));
     assert!(!om.contains(" # {"), "exemplar with tracing off:\n{om}");
@@ -459,6 +471,7 @@ async fn no_exemplars_or_traceparent_when_tracing_is_off_or_unsampled() {
     let (sim, cfg) = setup("traces-unsampled").await;
     let (running, url) = start(
         &cfg,
+        &[],
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
             ("OTEL_TRACES_SAMPLER", "always_off"),
@@ -499,6 +512,7 @@ async fn a_dead_collector_costs_scrapes_nothing() {
         let (_sim, cfg) = setup("traces-dead").await;
         let (running, url) = start(
             &cfg,
+            &[],
             &[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
@@ -531,30 +545,33 @@ async fn a_dead_collector_costs_scrapes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_flushes_queued_spans() {
-    let got = Received::default();
-    let endpoint = http_receiver(got.clone()).await;
-    let (_sim, cfg) = setup("traces-flush").await;
-    let (running, url) = start(
-        &cfg,
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-            // No timed export for ten minutes: only the flush can send them.
-            ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
-        ],
-    )
-    .await;
-    scrape_om(&url, None).await;
-    assert!(got.spans().is_empty(), "exported before the flush");
-    let status = terminate(running).await;
-    assert!(status.success(), "{status:?}");
-    let names: Vec<String> = got.spans().into_iter().map(|s| s.name).collect();
-    assert!(names.iter().any(|n| n == "scrape"), "{names:?}");
-    assert_eq!(
-        names.iter().filter(|n| *n == "collection").count(),
-        3,
-        "{names:?}"
-    );
+async fn sigterm_and_ctrl_c_flush_queued_spans() {
+    for signal in ["-TERM", "-INT"] {
+        let got = Received::default();
+        let endpoint = http_receiver(got.clone()).await;
+        let (_sim, cfg) = setup("traces-flush").await;
+        let (running, url) = start(
+            &cfg,
+            &[],
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+                // No timed export for ten minutes: only the flush can send them.
+                ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+            ],
+        )
+        .await;
+        scrape_om(&url, None).await;
+        assert!(got.spans().is_empty(), "exported before the flush");
+        let status = signal_and_wait(running, signal).await;
+        assert!(status.success(), "{signal}: {status:?}");
+        let names: Vec<String> = got.spans().into_iter().map(|s| s.name).collect();
+        assert!(names.iter().any(|n| n == "scrape"), "{signal}: {names:?}");
+        assert_eq!(
+            names.iter().filter(|n| *n == "collection").count(),
+            3,
+            "{signal}: {names:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -567,6 +584,7 @@ async fn prometheus_stores_the_exemplars_and_they_name_exported_traces() {
     let (_sim, cfg) = setup("traces-prometheus").await;
     let (_running, url) = start(
         &cfg,
+        &[],
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
