@@ -32,3 +32,4 @@ pub mod secret;
 pub mod server;
 pub mod sim;
 pub mod telemetry;
+pub mod web;

@@ -8,9 +8,10 @@ use clap::Parser;
 use tokio::net::TcpListener;
 
 use whatsapp_exporter::config::{Config, LoadedConfig, TOKEN_ENV};
-use whatsapp_exporter::server::{self, AppState, REVISION, VERSION};
+use whatsapp_exporter::server::{self, AppState, Options, REVISION, VERSION};
 use whatsapp_exporter::sim;
 use whatsapp_exporter::telemetry::{self, LogFormat, ProcessEnv};
+use whatsapp_exporter::web::WebConfig;
 
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -50,6 +51,13 @@ struct Flags {
         value_name = "SECONDS"
     )]
     timeout_offset: f64,
+    /// Web configuration (exporter-toolkit format): TLS, basic auth, response headers.
+    /// Checked for changes on every connection and request.
+    #[arg(long = "web.config.file", value_name = "PATH")]
+    web_config_file: Option<PathBuf>,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish.
+    #[arg(long = "web.shutdown-timeout", default_value = "15s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    shutdown_timeout: std::time::Duration,
     /// Run against an embedded Graph API simulator with live traffic (no config, no token).
     #[arg(long = "demo", conflicts_with = "config_file")]
     demo: bool,
@@ -139,12 +147,29 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     };
     let offset = std::time::Duration::try_from_secs_f64(flags.timeout_offset)
         .context("--web.timeout-offset must be a non-negative number of seconds")?;
-    let state = AppState::new(&loaded, &flags.telemetry_path, offset)?;
+    let web = match &flags.web_config_file {
+        Some(p) => WebConfig::from_file(p)
+            .map_err(|e| anyhow::anyhow!("invalid --web.config.file: {e}"))?,
+        None => WebConfig::none(),
+    };
+    let tls = web.tls;
+    let state = AppState::new(
+        &loaded,
+        Options {
+            telemetry_path: flags.telemetry_path.clone(),
+            timeout_offset: offset,
+            config_file: flags.config_file.clone(),
+            web,
+            shutdown_timeout: flags.shutdown_timeout,
+        },
+    )?;
+    reload_on_sighup(state.clone());
     let listener = bind(&flags.listen_address).await?;
     tracing::info!(
         version = VERSION,
         revision = REVISION,
         address = %listener.local_addr()?,
+        tls,
         targets = loaded.targets.len(),
         "listening"
     );
@@ -170,6 +195,24 @@ async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
         "cannot listen on {addr}: {}",
         last.map(|e| e.to_string()).unwrap_or_default()
     ))
+}
+
+/// SIGHUP reads the configuration file again, as `POST /-/reload` does.
+fn reload_on_sighup(state: std::sync::Arc<AppState>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; use POST /-/reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            // The outcome is logged and in whatsapp_config_last_reload_successful.
+            let _ = state.reload().await;
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = state;
 }
 
 async fn shutdown_signal() {

@@ -12,7 +12,7 @@ pub mod message_history;
 pub mod seen;
 pub mod state_file;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,6 +50,21 @@ pub struct CollectSettings {
     pub webhook_failure_states: HashSet<String>,
     /// Distinct `error` labels per phone number.
     pub max_error_labels: usize,
+}
+
+impl From<&LoadedConfig> for CollectSettings {
+    fn from(loaded: &LoadedConfig) -> Self {
+        let c = &loaded.config.collect;
+        CollectSettings {
+            page_size: c.page_size,
+            max_pages: c.max_pages,
+            lookback: c.lookback,
+            min_interval: c.min_interval,
+            concurrency: c.concurrency,
+            webhook_failure_states: c.webhook_failure_states.iter().cloned().collect(),
+            max_error_labels: c.max_error_labels,
+        }
+    }
 }
 
 /// What one page scan found.
@@ -148,6 +163,31 @@ pub struct Target {
     pub state: Mutex<TargetState>,
     /// A scrape asked for a collection of this target that has not finished yet.
     pub pending: AtomicBool,
+    /// A config reload replaced this target: it is never collected again.
+    retired: AtomicBool,
+}
+
+impl Target {
+    fn new(spec: TargetSpec, state: TargetState) -> Arc<Target> {
+        Arc::new(Target {
+            labels: TargetLabels {
+                collector: spec.collector.as_str().to_string(),
+                target: spec.id.clone(),
+            },
+            spec,
+            state: Mutex::new(state),
+            pending: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+        })
+    }
+
+    /// Waits for a collection in flight, then takes the state and stops
+    /// collecting this target.
+    async fn retire(&self) -> TargetState {
+        let mut st = self.state.lock().await;
+        self.retired.store(true, Ordering::Release);
+        std::mem::take(&mut *st)
+    }
 }
 
 /// Clears a target's `pending` flag when its collection step ends, however it ends.
@@ -198,16 +238,7 @@ fn unix_now() -> i64 {
 impl Collectors {
     /// Builds the targets of a configuration, restoring seen-state from the state file if any.
     pub fn new(loaded: &LoadedConfig, client: GraphClient, metrics: Metrics) -> Self {
-        let c = &loaded.config.collect;
-        let settings = CollectSettings {
-            page_size: c.page_size,
-            max_pages: c.max_pages,
-            lookback: c.lookback,
-            min_interval: c.min_interval,
-            concurrency: c.concurrency,
-            webhook_failure_states: c.webhook_failure_states.iter().cloned().collect(),
-            max_error_labels: c.max_error_labels,
-        };
+        let settings = CollectSettings::from(loaded);
         let state_file = loaded.config.state_file.clone();
         let mut restored = state_file
             .as_deref()
@@ -242,19 +273,14 @@ impl Collectors {
                     state.partial = rec.partial;
                     state.baseline_done = true;
                 }
-                let labels = TargetLabels {
-                    collector: collector.to_string(),
-                    target: spec.id.clone(),
-                };
-                if let Some(t) = state.last_event {
-                    metrics.last_event.get_or_create(&labels).set(t as f64);
+                let target = Target::new(spec.clone(), state);
+                if let Some(t) = target.state.try_lock().ok().and_then(|s| s.last_event) {
+                    metrics
+                        .last_event
+                        .get_or_create(&target.labels)
+                        .set(t as f64);
                 }
-                Arc::new(Target {
-                    spec: spec.clone(),
-                    labels,
-                    state: Mutex::new(state),
-                    pending: AtomicBool::new(false),
-                })
+                target
             })
             .collect();
         Collectors {
@@ -263,6 +289,49 @@ impl Collectors {
             metrics,
             settings,
             state_file,
+        }
+    }
+
+    /// The collectors of a reloaded configuration: a target it keeps carries
+    /// over its state (seen-state, baseline; its counters stay in the
+    /// metrics), a removed one is retired and its series removed, a new one
+    /// starts with a baseline. Waits for collections in flight.
+    pub async fn reload(&self, loaded: &LoadedConfig, client: GraphClient) -> Collectors {
+        let mut old: HashMap<String, Arc<Target>> = self
+            .targets
+            .iter()
+            .map(|t| {
+                let key = state_file::target_key(&t.labels.collector, &t.labels.target);
+                (key, t.clone())
+            })
+            .collect();
+        let mut targets = Vec::with_capacity(loaded.targets.len());
+        for spec in &loaded.targets {
+            let collector = spec.collector.as_str();
+            let state = match old.remove(&state_file::target_key(collector, &spec.id)) {
+                Some(t) => t.retire().await,
+                None => {
+                    self.metrics.init_target(collector, &spec.id);
+                    TargetState::default()
+                }
+            };
+            targets.push(Target::new(spec.clone(), state));
+        }
+        let ids: HashSet<&str> = loaded.targets.iter().map(|s| s.id.as_str()).collect();
+        for t in old.into_values() {
+            t.retire().await;
+            self.metrics.forget_target(
+                &t.labels.collector,
+                &t.labels.target,
+                ids.contains(t.labels.target.as_str()),
+            );
+        }
+        Collectors {
+            targets,
+            client,
+            metrics: self.metrics.clone(),
+            settings: CollectSettings::from(loaded),
+            state_file: loaded.config.state_file.clone(),
         }
     }
 
@@ -324,6 +393,11 @@ impl Collectors {
     ) -> bool {
         let _pending = PendingGuard(&target.pending);
         let mut st = target.state.lock().await;
+        if target.retired.load(Ordering::Acquire) {
+            // Replaced by a config reload while this scrape waited.
+            span.record("outcome", "retired");
+            return false;
+        }
         let started = Instant::now();
         if let Some(last) = st.last_attempt
             && started.duration_since(last) < self.settings.min_interval
@@ -427,6 +501,12 @@ impl Collectors {
 
     /// Writes the state file (if configured) with every target whose baseline is done.
     pub async fn save_state(&self) {
+        self.save_state_by(None).await;
+    }
+
+    /// Like [`Collectors::save_state`], but a target whose collection is
+    /// still in flight at `deadline` keeps the record it had in the file.
+    pub async fn save_state_by(&self, deadline: Option<Instant>) {
         let Some(path) = self.state_file.clone() else {
             return;
         };
@@ -434,14 +514,28 @@ impl Collectors {
             version: state_file::VERSION,
             ..Default::default()
         };
+        let mut previous: Option<StateFile> = None;
         for t in &self.targets {
-            let mut st = t.state.lock().await;
+            let key = state_file::target_key(&t.labels.collector, &t.labels.target);
+            let locked = match deadline {
+                None => Some(t.state.lock().await),
+                Some(d) => tokio::time::timeout_at(d.into(), t.state.lock()).await.ok(),
+            };
+            let Some(mut st) = locked else {
+                let prev =
+                    previous.get_or_insert_with(|| state_file::load(&path).unwrap_or_default());
+                tracing::warn!(collector = %t.labels.collector, target = %t.labels.target, "collection still in flight: its last saved state is kept");
+                if let Some(rec) = prev.targets.remove(&key) {
+                    file.targets.insert(key, rec);
+                }
+                continue;
+            };
             if !st.baseline_done {
                 continue;
             }
             st.dirty = false;
             file.targets.insert(
-                state_file::target_key(&t.labels.collector, &t.labels.target),
+                key,
                 TargetRecord {
                     last_event_timestamp: st.last_event,
                     seen: st.seen.entries().collect(),

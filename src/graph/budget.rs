@@ -9,7 +9,7 @@
 //! backoff with jitter when no regain time is given.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -167,7 +167,7 @@ impl Hold {
 #[derive(Debug)]
 pub struct Budget {
     settings: BudgetSettings,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -177,7 +177,16 @@ impl Budget {
     pub fn new(settings: BudgetSettings) -> Self {
         Budget {
             settings,
-            state: Mutex::new(State::default()),
+            state: Arc::default(),
+        }
+    }
+
+    /// A budget with new settings that shares this one's holds and call
+    /// counts (a config reload must not forget them).
+    pub fn with_settings(&self, settings: BudgetSettings) -> Self {
+        Budget {
+            settings,
+            state: self.state.clone(),
         }
     }
 

@@ -5,6 +5,7 @@
 //! `_total` (prometheus-client appends it), times are `_timestamp_seconds`.
 
 pub mod encode;
+pub mod tracked;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -13,6 +14,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+
+pub use tracked::Tracked;
 
 /// A float gauge.
 pub type FloatGauge = Gauge<f64, AtomicU64>;
@@ -152,31 +155,31 @@ const REUSE: &str =
 #[derive(Clone)]
 pub struct Metrics {
     /// `whatsapp_activity_events_total`.
-    pub activity_events: Family<ActivityLabels, Counter>,
+    pub activity_events: Tracked<ActivityLabels, Counter>,
     /// `whatsapp_message_status_events_total`.
-    pub status_events: Family<StatusLabels, Counter>,
+    pub status_events: Tracked<StatusLabels, Counter>,
     /// `whatsapp_webhook_updates_total`.
-    pub webhook_updates: Family<WebhookLabels, Counter>,
+    pub webhook_updates: Tracked<WebhookLabels, Counter>,
     /// `whatsapp_webhook_update_failures_total`.
-    pub webhook_failures: Family<WebhookLabels, Counter>,
+    pub webhook_failures: Tracked<WebhookLabels, Counter>,
     /// `whatsapp_message_delivery_errors_total`.
-    pub delivery_errors: Family<DeliveryErrorLabels, Counter>,
+    pub delivery_errors: Tracked<DeliveryErrorLabels, Counter>,
     /// `whatsapp_up`.
-    pub up: Family<TargetLabels, Gauge>,
+    pub up: Tracked<TargetLabels, Gauge>,
     /// `whatsapp_scrape_duration_seconds`.
-    pub scrape_duration: Family<TargetLabels, FloatGauge>,
+    pub scrape_duration: Tracked<TargetLabels, FloatGauge>,
     /// `whatsapp_last_success_timestamp_seconds`.
-    pub last_success: Family<TargetLabels, FloatGauge>,
+    pub last_success: Tracked<TargetLabels, FloatGauge>,
     /// `whatsapp_last_event_timestamp_seconds`.
-    pub last_event: Family<TargetLabels, FloatGauge>,
+    pub last_event: Tracked<TargetLabels, FloatGauge>,
     /// `whatsapp_collection_truncated_total`.
-    pub truncated: Family<TargetLabels, Counter>,
+    pub truncated: Tracked<TargetLabels, Counter>,
     /// `whatsapp_collection_pages_total`.
-    pub pages: Family<TargetLabels, Counter>,
+    pub pages: Tracked<TargetLabels, Counter>,
     /// `whatsapp_seen_events`.
-    pub seen_events: Family<TargetLabels, Gauge>,
+    pub seen_events: Tracked<TargetLabels, Gauge>,
     /// `whatsapp_invalid_records_total`.
-    pub invalid_records: Family<InvalidRecordLabels, Counter>,
+    pub invalid_records: Tracked<InvalidRecordLabels, Counter>,
     /// `whatsapp_graph_api_requests_total`.
     pub api_requests: Family<RequestLabels, Counter>,
     /// `whatsapp_graph_api_errors_total`.
@@ -188,11 +191,15 @@ pub struct Metrics {
     /// `whatsapp_graph_api_retries_total`.
     pub api_retries: Family<EndpointLabels, Counter>,
     /// `whatsapp_graph_api_usage_percent`.
-    pub usage_percent: Family<UsageLabels, FloatGauge>,
+    pub usage_percent: Tracked<UsageLabels, FloatGauge>,
     /// `whatsapp_graph_api_regain_access_seconds`.
-    pub regain_seconds: Family<TargetOnlyLabels, FloatGauge>,
+    pub regain_seconds: Tracked<TargetOnlyLabels, FloatGauge>,
     /// `whatsapp_graph_api_throttled`.
-    pub throttled: Family<TargetOnlyLabels, Gauge>,
+    pub throttled: Tracked<TargetOnlyLabels, Gauge>,
+    /// `whatsapp_config_last_reload_successful`.
+    pub reload_successful: Gauge,
+    /// `whatsapp_config_last_reload_success_timestamp_seconds`.
+    pub reload_timestamp: FloatGauge,
 }
 
 /// `{result}`: `success` or `failure`.
@@ -206,27 +213,29 @@ impl Metrics {
     /// Creates every family and registers it; also sets `whatsapp_exporter_build_info`.
     pub fn register(registry: &mut Registry, version: &str, revision: &str) -> Self {
         let m = Metrics {
-            activity_events: Family::default(),
-            status_events: Family::default(),
-            webhook_updates: Family::default(),
-            webhook_failures: Family::default(),
-            delivery_errors: Family::default(),
-            up: Family::default(),
-            scrape_duration: Family::default(),
-            last_success: Family::default(),
-            last_event: Family::default(),
-            truncated: Family::default(),
-            pages: Family::default(),
-            seen_events: Family::default(),
-            invalid_records: Family::default(),
+            activity_events: Tracked::default(),
+            status_events: Tracked::default(),
+            webhook_updates: Tracked::default(),
+            webhook_failures: Tracked::default(),
+            delivery_errors: Tracked::default(),
+            up: Tracked::default(),
+            scrape_duration: Tracked::default(),
+            last_success: Tracked::default(),
+            last_event: Tracked::default(),
+            truncated: Tracked::default(),
+            pages: Tracked::default(),
+            seen_events: Tracked::default(),
+            invalid_records: Tracked::default(),
             api_requests: Family::default(),
             api_errors: Family::default(),
             api_duration: Family::new_with_constructor(request_histogram),
             state_writes: Family::default(),
             api_retries: Family::default(),
-            usage_percent: Family::default(),
-            regain_seconds: Family::default(),
-            throttled: Family::default(),
+            usage_percent: Tracked::default(),
+            regain_seconds: Tracked::default(),
+            throttled: Tracked::default(),
+            reload_successful: Gauge::default(),
+            reload_timestamp: FloatGauge::default(),
         };
         let r = registry;
         r.register(
@@ -334,6 +343,16 @@ impl Metrics {
             "1 while the target makes no API calls to stay within the budget (usage threshold, rate-limit error or collect.max_requests_per_hour); scrapes serve the last values",
             m.throttled.clone(),
         );
+        r.register(
+            "whatsapp_config_last_reload_successful",
+            "1 if the last load of the configuration file (start-up, SIGHUP or POST /-/reload) succeeded, else 0",
+            m.reload_successful.clone(),
+        );
+        r.register(
+            "whatsapp_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful load of the configuration file",
+            m.reload_timestamp.clone(),
+        );
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
             .get_or_create(&BuildLabels {
@@ -362,5 +381,35 @@ impl Metrics {
         drop(self.throttled.get_or_create(&TargetOnlyLabels {
             target: target.to_string(),
         }));
+    }
+
+    /// Removes every series of the `collector` target `id`, dropped by a
+    /// config reload. `id_in_use`: another target has the same id, so the
+    /// series labelled by id alone stay.
+    pub fn forget_target(&self, collector: &str, id: &str, id_in_use: bool) {
+        let other = |l: &TargetLabels| !(l.collector == collector && l.target == id);
+        self.up.retain(other);
+        self.scrape_duration.retain(other);
+        self.last_success.retain(other);
+        self.last_event.retain(other);
+        self.truncated.retain(other);
+        self.pages.retain(other);
+        self.seen_events.retain(other);
+        self.invalid_records
+            .retain(|l| !(l.collector == collector && l.target == id));
+        match collector {
+            "activities" => self.activity_events.retain(|l| l.waba_id != id),
+            _ => {
+                self.status_events.retain(|l| l.phone_number_id != id);
+                self.webhook_updates.retain(|l| l.phone_number_id != id);
+                self.webhook_failures.retain(|l| l.phone_number_id != id);
+                self.delivery_errors.retain(|l| l.phone_number_id != id);
+            }
+        }
+        if !id_in_use {
+            self.usage_percent.retain(|l| l.target != id);
+            self.regain_seconds.retain(|l| l.target != id);
+            self.throttled.retain(|l| l.target != id);
+        }
     }
 }

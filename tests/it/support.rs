@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::oneshot;
 use whatsapp_exporter::config::{Config, TOKEN_ENV};
-use whatsapp_exporter::server::{self, AppState};
+use whatsapp_exporter::server::{self, AppState, Options};
 use whatsapp_exporter::sim::Simulator;
 
 pub const TOKEN: &str = "EAAG-test-token-0123456789";
@@ -73,8 +73,7 @@ impl Exporter {
             (k == TOKEN_ENV).then(|| TOKEN.to_string())
         })
         .expect("valid test config");
-        let state: Arc<AppState> =
-            AppState::new(&loaded, "/metrics", Duration::from_millis(500)).expect("state");
+        let state: Arc<AppState> = AppState::new(&loaded, Options::default()).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
