@@ -4,8 +4,9 @@
 //! The file (and the certificate, key and CA files it names) is checked for
 //! changes on every connection and request, as exporter-toolkit reads it on
 //! every request, so certificates and passwords rotate without a restart. A
-//! file that becomes invalid fails closed: requests get 500 and handshakes
-//! fail until it is fixed, and the problem is logged once per change. Whether
+//! file that becomes invalid fails closed: requests get 500 (over the last
+//! valid certificate) until it is fixed, and the problem is logged once per
+//! change. Whether
 //! the listener speaks TLS, and HTTP/2, is decided at start-up.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -276,6 +277,9 @@ struct Cached {
     files: Vec<PathBuf>,
     stamp: Fingerprint,
     result: Result<Arc<WebSettings>, String>,
+    /// TLS of the last valid file: handshakes go on with it while the file
+    /// is invalid, so clients get a 500 that says so rather than a reset.
+    last_good_tls: Option<Arc<ServerConfig>>,
 }
 
 /// The web configuration in force: none, or a file re-read when it (or a
@@ -303,6 +307,7 @@ impl WebConfig {
             cache: Mutex::new(Cached {
                 files: Vec::new(),
                 stamp: Vec::new(),
+                last_good_tls: None,
                 result: Ok(Arc::new(WebSettings {
                     tls: None,
                     users: HashMap::new(),
@@ -323,6 +328,7 @@ impl WebConfig {
             tls: settings.tls.is_some(),
             http2: settings.http2,
             cache: Mutex::new(Cached {
+                last_good_tls: settings.tls.clone(),
                 stamp: fingerprint(&settings.files),
                 files: settings.files.clone(),
                 result: Ok(Arc::new(settings)),
@@ -355,6 +361,7 @@ impl WebConfig {
         match &result {
             Ok(s) => {
                 c.files = s.files.clone();
+                c.last_good_tls = s.tls.clone();
                 tracing::info!(file = %path.display(), "web configuration reloaded");
             }
             Err(e) => {
@@ -369,6 +376,17 @@ impl WebConfig {
         c.stamp = fingerprint(&c.files);
         c.result = result;
         c.result.clone()
+    }
+
+    /// The TLS configuration for a new connection: the file's, or while the
+    /// file is invalid, the last valid one's.
+    pub fn tls_config(&self) -> Option<Arc<ServerConfig>> {
+        let current = self.current();
+        let c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        match current {
+            Ok(s) => s.tls.clone(),
+            Err(_) => c.last_good_tls.clone(),
+        }
     }
 
     /// Whether `authorization` (the header) names a configured user with the

@@ -57,9 +57,8 @@ pub async fn run(
                 serve(tcp, builder, service, watcher, peer).await;
                 return;
             }
-            let tls = match web.current().map(|s| s.tls.clone()) {
-                Ok(Some(cfg)) => cfg,
-                Ok(None) | Err(_) => return, // logged by the web configuration
+            let Some(tls) = web.tls_config() else {
+                return; // no valid TLS configuration yet: logged by WebConfig
             };
             let stream =
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(tls).accept(tcp))

@@ -13,3 +13,4 @@ mod restart;
 mod stack;
 mod support;
 mod traces;
+mod web;
