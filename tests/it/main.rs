@@ -7,6 +7,7 @@ mod counting;
 mod dashboards;
 mod exposition;
 mod faults;
+mod lifecycle;
 mod properties;
 mod resilience;
 mod restart;

@@ -1,0 +1,285 @@
+//! Life of a running exporter: config reload (POST /-/reload and SIGHUP)
+//! keeping the state of kept targets, health endpoints, and SIGTERM with a
+//! scrape in flight.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::support::*;
+use whatsapp_exporter::config::Config;
+use whatsapp_exporter::server::{self, AppState, Options};
+use whatsapp_exporter::sim::{Fault, SimEvent, Simulator};
+
+const PHONE3: &str = "1234567890123458";
+const BIN: &str = env!("CARGO_BIN_EXE_whatsapp-exporter");
+
+/// The simulator (with PHONE3 too) and a config file naming WABA, PHONE and
+/// PHONE2, with a state file, all in `dir`.
+async fn setup(dir: &Path) -> (Simulator, PathBuf) {
+    let (sim, url) = simulator().await;
+    sim.add_phone(PHONE3);
+    let cfg = config_file_with_token_file(&url, dir);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "state_file: {}\n",
+        dir.join("state.json").display()
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    (sim, cfg)
+}
+
+/// Rewrites the config's phone numbers.
+fn set_phones(cfg: &Path, phones: &[&str]) {
+    let text = std::fs::read_to_string(cfg).unwrap();
+    let start = text.find("phone_number_ids: [").unwrap();
+    let end = start + text[start..].find(']').unwrap() + 1;
+    let list = phones
+        .iter()
+        .map(|p| format!("\"{p}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let new = format!(
+        "{}phone_number_ids: [{list}]{}",
+        &text[..start],
+        &text[end..]
+    );
+    std::fs::write(cfg, new).unwrap();
+}
+
+fn sent(m: &Metrics, phone: &str) -> Option<f64> {
+    m.get(
+        "whatsapp_message_status_events_total",
+        &[("phone_number_id", phone), ("delivery_status", "SENT")],
+    )
+}
+
+async fn post(url: &str) -> (u16, String) {
+    let r = reqwest::Client::new().post(url).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_kept_targets_drops_removed_ones_and_rejects_bad_configs() {
+    let dir = temp_dir("reload");
+    let (sim, cfg) = setup(&dir).await;
+    let loaded = Config::load(&cfg).unwrap();
+    let state: Arc<AppState> = AppState::new(
+        &loaded,
+        Options {
+            config_file: Some(cfg.clone()),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::run(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let scrape = || async {
+        let text = reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        (Metrics::parse(&text), text)
+    };
+
+    for p in [PHONE, PHONE2, PHONE3] {
+        sim.add_message(p, vec![SimEvent::new("SENT", now())]);
+    }
+    scrape().await; // baseline
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
+    sim.add_message(PHONE2, vec![SimEvent::new("SENT", now())]);
+    let (m, _) = scrape().await;
+    assert_eq!(sent(&m, PHONE), Some(1.0));
+    assert_eq!(sent(&m, PHONE2), Some(1.0));
+    let first_reload = m.val("whatsapp_config_last_reload_success_timestamp_seconds", &[]);
+    assert_eq!(m.val("whatsapp_config_last_reload_successful", &[]), 1.0);
+
+    // PHONE2 goes, PHONE3 comes.
+    set_phones(&cfg, &[PHONE, PHONE3]);
+    let (status, body) = post(&format!("{base}/-/reload")).await;
+    assert_eq!(
+        (status, body.trim()),
+        (200, "configuration reloaded: 3 targets")
+    );
+    let (m, text) = scrape().await;
+    assert!(
+        !text.contains(PHONE2),
+        "series of the removed target remain:\n{text}"
+    );
+    assert_eq!(
+        sent(&m, PHONE),
+        Some(1.0),
+        "a kept target keeps its counters"
+    );
+    assert_eq!(up(&m, "message_history", PHONE3), Some(1.0));
+    assert_eq!(
+        sent(&m, PHONE3),
+        Some(0.0),
+        "a new target starts with a baseline"
+    );
+    assert!(m.val("whatsapp_config_last_reload_success_timestamp_seconds", &[]) >= first_reload);
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
+    sim.add_message(PHONE3, vec![SimEvent::new("SENT", now())]);
+    let (m, _) = scrape().await;
+    assert_eq!(
+        sent(&m, PHONE),
+        Some(2.0),
+        "kept seen-state: nothing counted twice"
+    );
+    assert_eq!(sent(&m, PHONE3), Some(1.0));
+    let saved = std::fs::read_to_string(dir.join("state.json")).unwrap();
+    assert!(saved.contains(PHONE3) && !saved.contains(PHONE2), "{saved}");
+
+    // A bad file is rejected and changes nothing.
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{good}bogus_key: 1\n")).unwrap();
+    let (status, body) = post(&format!("{base}/-/reload")).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("previous one stays in force") && body.contains("bogus_key"),
+        "{body}"
+    );
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
+    let (m, _) = scrape().await;
+    assert_eq!(m.val("whatsapp_config_last_reload_successful", &[]), 0.0);
+    assert_eq!(
+        sent(&m, PHONE),
+        Some(3.0),
+        "the old configuration keeps running"
+    );
+    assert_eq!(up(&m, "message_history", PHONE3), Some(1.0));
+
+    std::fs::write(&cfg, &good).unwrap();
+    assert_eq!(post(&format!("{base}/-/reload")).await.0, 200);
+    let (m, _) = scrape().await;
+    assert_eq!(m.val("whatsapp_config_last_reload_successful", &[]), 1.0);
+    assert_eq!(sent(&m, PHONE), Some(3.0));
+
+    // Health, readiness, the landing page; reload wants POST.
+    let c = reqwest::Client::new();
+    for (path, want) in [
+        ("/-/healthy", "Healthy"),
+        ("/-/ready", "Ready"),
+        ("/", "/-/reload"),
+    ] {
+        let r = c.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.text().await.unwrap().contains(want), "{path}");
+    }
+    let r = c.get(format!("{base}/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// Starts the binary on `cfg`, logging into `dir/log.txt`; waits until it listens.
+async fn start_binary(cfg: &Path, dir: &Path) -> (Running, String) {
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("log.txt")).unwrap();
+    let child = Command::new(BIN)
+        .args([
+            &format!("--config.file={}", cfg.display()),
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+        ])
+        .env_remove("WHATSAPP_ACCESS_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    eventually(Duration::from_secs(20), "the exporter to listen", || {
+        let url = format!("{base}/-/ready");
+        async move { reqwest::get(url).await.ok().map(|_| ()) }
+    })
+    .await;
+    (Running(child), base)
+}
+
+fn signal(running: &Running, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &running.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config() {
+    let dir = temp_dir("sighup");
+    let (_sim, cfg) = setup(&dir).await;
+    let (running, base) = start_binary(&cfg, &dir).await;
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(PHONE2));
+    set_phones(&cfg, &[PHONE]);
+    signal(&running, "-HUP");
+    eventually(Duration::from_secs(20), "the reload to take effect", || {
+        let url = format!("{base}/metrics");
+        async move {
+            let text = reqwest::get(url).await.ok()?.text().await.ok()?;
+            (!text.contains(PHONE2)).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_scrape_in_flight_and_writes_the_state_file() {
+    let dir = temp_dir("sigterm");
+    let (sim, cfg) = setup(&dir).await;
+    let (mut running, base) = start_binary(&cfg, &dir).await;
+    sim.set_fault(PHONE, Some(Fault::Delay(Duration::from_secs(2))));
+    let scrape = tokio::spawn({
+        let url = format!("{base}/metrics");
+        async move {
+            let r = reqwest::get(url).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    });
+    eventually(Duration::from_secs(10), "the slow request to start", || {
+        let n = sim.in_flight();
+        async move { (n > 0).then_some(()) }
+    })
+    .await;
+    signal(&running, "-TERM");
+    // It stops accepting...
+    eventually(
+        Duration::from_secs(10),
+        "new connections to be refused",
+        || {
+            let addr = base.trim_start_matches("http://").to_string();
+            async move { tokio::net::TcpStream::connect(addr).await.err().map(|_| ()) }
+        },
+    )
+    .await;
+    // ...but the scrape in flight completes, with the slow target's result.
+    let (status, text) = scrape.await.unwrap();
+    assert_eq!(status, 200);
+    let m = Metrics::parse(&text);
+    assert_eq!(up(&m, "message_history", PHONE), Some(1.0), "{text}");
+    let exit = eventually(Duration::from_secs(20), "the exporter to exit", || {
+        let s = running.0.try_wait().ok().flatten();
+        async move { s }
+    })
+    .await;
+    assert!(exit.success(), "{exit:?}");
+    let saved = std::fs::read_to_string(dir.join("state.json")).expect("state file written");
+    for key in [
+        format!("message_history/{PHONE}"),
+        format!("activities/{WABA}"),
+    ] {
+        assert!(saved.contains(&key), "{key} not in {saved}");
+    }
+}
