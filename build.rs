@@ -2,6 +2,14 @@
 use std::process::Command;
 
 fn main() {
+    // A build without .git (a container build) can pass the revision in.
+    println!("cargo:rerun-if-env-changed=WHATSAPP_EXPORTER_REVISION");
+    if let Ok(rev) = std::env::var("WHATSAPP_EXPORTER_REVISION")
+        && !rev.trim().is_empty()
+    {
+        println!("cargo:rustc-env=WHATSAPP_EXPORTER_REVISION={}", rev.trim());
+        return;
+    }
     let rev = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()

@@ -13,8 +13,11 @@
 //!   cursor pagination (`paging`), the API budget: usage headers, throttling, hourly cap (`budget`).
 //! - [`collector`]: per-target state, coalescing and budget checks (`mod`), the two collectors
 //!   (`activities`, `message_history`), dedupe (`seen`), persistence (`state_file`).
-//! - [`metrics`]: metric families and registration (`mod`), exposition in both formats (`encode`).
-//! - [`server`]: `AppState`, `router(state)`, `run(listener, state, shutdown)`, the scrape deadline.
+//! - [`metrics`]: metric families and registration (`mod`), exposition in both formats (`encode`),
+//!   families that can drop a removed target's series (`tracked`).
+//! - [`server`]: `AppState` and reload, `router(state)`, the scrape deadline (`mod`);
+//!   `run(listener, state, shutdown)`: accept loop, TLS, bounded graceful shutdown (`listen`).
+//! - [`web`]: `--web.config.file`: TLS settings, basic auth, headers, re-read on change.
 //! - [`telemetry`]: logs, OTLP traces and W3C trace context (`mod`); the `OTEL_*` settings
 //!   and the tracer provider (`otlp`).
 //! - [`sim`]: the Graph API simulator used by the tests and `--demo` (`demo`).

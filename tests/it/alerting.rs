@@ -21,17 +21,6 @@ fn alerts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts")
 }
 
-fn run_ok(mut cmd: Command) -> String {
-    let out = cmd.output().expect("tool runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
-}
-
 #[test]
 fn rules_pass_promtool_check_and_unit_tests() {
     let Some(promtool) = external_tool("promtool", "prometheus") else {

@@ -33,6 +33,8 @@ fn help_documents_every_flag() {
         "--log.level",
         "--log.format",
         "--tracing.otlp-endpoint",
+        "--web.config.file",
+        "--web.shutdown-timeout",
         "--version",
     ] {
         assert!(s.contains(flag), "--help lacks {flag}:\n{s}");

@@ -5,6 +5,7 @@ mod alerting;
 mod binary;
 mod counting;
 mod dashboards;
+mod deploy;
 mod exposition;
 mod faults;
 mod lifecycle;

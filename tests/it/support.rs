@@ -321,3 +321,16 @@ impl Running {
         s
     }
 }
+
+/// Runs `cmd`, fails the test with its output unless it succeeds, and
+/// returns its stdout and stderr.
+pub fn run_ok(mut cmd: std::process::Command) -> String {
+    let out = cmd.output().expect("tool runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
