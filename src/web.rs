@@ -109,7 +109,12 @@ pub fn load(path: &Path) -> Result<WebSettings, String> {
     let base = path.parent().unwrap_or(Path::new("."));
     let mut files = vec![path.to_path_buf()];
     let tls = match &file.tls_server_config {
-        Some(t) => Some(Arc::new(tls_config(t, base, &mut files)?)),
+        Some(t) => Some(Arc::new(tls_config(
+            t,
+            base,
+            file.http_server_config.http2,
+            &mut files,
+        )?)),
         None => None,
     };
     for (user, hash) in &file.basic_auth_users {
@@ -171,6 +176,7 @@ fn tls_version(v: Option<&str>, field: &str) -> Result<Option<u8>, String> {
 fn tls_config(
     t: &TlsServerConfig,
     base: &Path,
+    http2: bool,
     files: &mut Vec<PathBuf>,
 ) -> Result<ServerConfig, String> {
     let resolve = |p: &Path| -> PathBuf {
@@ -255,7 +261,11 @@ fn tls_config(
     let mut cfg = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("tls_server_config: certificate and key do not go together: {e}"))?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(cfg)
 }
 

@@ -126,6 +126,7 @@ async fn tls_and_basic_auth() {
         .await
         .unwrap();
     assert_eq!(good.status(), 200);
+    assert_eq!(good.version(), reqwest::Version::HTTP_2, "h2 by ALPN");
     assert_eq!(good.headers()["x-frame-options"], "deny");
     assert!(good.text().await.unwrap().contains("whatsapp_up{"));
 
