@@ -55,6 +55,10 @@ fn sent(m: &Metrics, phone: &str) -> Option<f64> {
     )
 }
 
+async fn get_text(url: &str) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
 async fn post(url: &str) -> (u16, String) {
     let r = reqwest::Client::new().post(url).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
@@ -80,12 +84,7 @@ async fn reload_keeps_kept_targets_drops_removed_ones_and_rejects_bad_configs() 
         let _ = stopped.await;
     }));
     let scrape = || async {
-        let text = reqwest::get(format!("{base}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = get_text(&format!("{base}/metrics")).await;
         (Metrics::parse(&text), text)
     };
 
@@ -216,12 +215,7 @@ async fn sighup_reloads_the_config() {
     let dir = temp_dir("sighup");
     let (_sim, cfg) = setup(&dir).await;
     let (running, base) = start_binary(&cfg, &dir).await;
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&format!("{base}/metrics")).await;
     assert!(text.contains(PHONE2));
     set_phones(&cfg, &[PHONE]);
     signal(&running, "-HUP");
