@@ -125,8 +125,12 @@ impl AppState {
     /// start with a baseline. A bad file changes nothing. Returns the number
     /// of targets, or why the file was rejected.
     pub async fn reload(&self) -> Result<usize, String> {
+        let Some(path) = self.options.config_file.clone() else {
+            // Nothing was loaded from a file: nothing to reload, no failure to record.
+            return Err("no --config.file to reload (demo mode)".into());
+        };
         let _one_at_a_time = self.reload_lock.lock().await;
-        let result = self.try_reload().await;
+        let result = self.try_reload(&path).await;
         match &result {
             Ok(n) => {
                 self.metrics.reload_successful.set(1);
@@ -141,10 +145,7 @@ impl AppState {
         result
     }
 
-    async fn try_reload(&self) -> Result<usize, String> {
-        let Some(path) = &self.options.config_file else {
-            return Err("no --config.file to reload (demo mode)".into());
-        };
+    async fn try_reload(&self, path: &std::path::Path) -> Result<usize, String> {
         let loaded = Config::load(path).map_err(|e| e.to_string().trim_end().to_string())?;
         let budget = Arc::new(self.budget.with_settings(budget_settings(&loaded)));
         let client = GraphClient::new(&loaded.config.graph_api, budget, self.metrics.clone())
