@@ -20,7 +20,7 @@ use crate::graph::paging::{End, Flow, walk};
 use crate::metrics::{DeliveryErrorLabels, StatusLabels, WebhookLabels};
 
 /// Fields requested: the defaults omit the events.
-pub const FIELDS: &str = "id,message_id,events{id,delivery_status,webhook_update_state,timestamp,application,webhook_uri,error_description}";
+pub const FIELDS: &str = "id,message_id,events{id,delivery_status,webhook_update_state,timestamp,application,error_description}";
 
 /// Finds the events of one page not seen before and remembers them.
 ///

@@ -34,6 +34,17 @@ pub struct SeenEvents {
 }
 
 impl SeenEvents {
+    /// Bytes of heap this set holds: the hash table's buckets (a 16-byte
+    /// entry and a control byte each) and its trailing control group.
+    pub fn heap_bytes(&self) -> usize {
+        if self.map.capacity() == 0 {
+            return 0;
+        }
+        // hashbrown keeps at most 7/8 of its buckets full; buckets are a power of two.
+        let buckets = (self.map.capacity() * 8 / 7).next_power_of_two();
+        buckets * (std::mem::size_of::<(u64, i64)>() + 1) + 16
+    }
+
     /// Remembers an event; true if it was not known before.
     pub fn insert(&mut self, key: u64, time: i64) -> bool {
         self.map.insert(key, time).is_none()

@@ -1,6 +1,7 @@
 //! The simulator's HTTP side: routing, auth, query parsing, JSON building.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -172,7 +173,44 @@ fn page<T>(
     limit: usize,
     render: impl Fn(&T) -> Result<Value, String>,
     next_base: &str,
-) -> Result<Value, String> {
+) -> Result<String, String> {
+    Ok(render_page(items, after, limit, render)?.body(next_base))
+}
+
+/// A page's `data`, serialized, and where it sits in the list: what a
+/// response needs besides its own `next` URL, so it can be cached.
+#[derive(Debug)]
+pub(super) struct RenderedPage {
+    data: String,
+    /// (newest, oldest) sequence numbers shown.
+    span: Option<(u64, u64)>,
+    more: bool,
+}
+
+impl RenderedPage {
+    fn body(&self, next_base: &str) -> String {
+        let Some((first, last)) = self.span else {
+            return format!("{{\"data\":{}}}", self.data);
+        };
+        let after = encode_cursor(last);
+        let mut paging = json!({"cursors": {
+            "before": encode_cursor(first + 1),
+            "after": after,
+        }});
+        if self.more {
+            // Graph's absolute `next` URL; the exporter must never follow it.
+            paging["next"] = json!(format!("{next_base}&after={}", urlencode(&after)));
+        }
+        format!("{{\"data\":{},\"paging\":{paging}}}", self.data)
+    }
+}
+
+fn render_page<T>(
+    items: &[Stored<T>],
+    after: Option<u64>,
+    limit: usize,
+    render: impl Fn(&T) -> Result<Value, String>,
+) -> Result<RenderedPage, String> {
     let selected: Vec<&Stored<T>> = items
         .iter()
         .rev()
@@ -185,20 +223,11 @@ fn page<T>(
         .iter()
         .map(|s| render(&s.item))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut body = json!({ "data": data });
-    if let (Some(first), Some(last)) = (shown.first(), shown.last()) {
-        let after = encode_cursor(last.seq);
-        let mut paging = json!({"cursors": {
-            "before": encode_cursor(first.seq + 1),
-            "after": after,
-        }});
-        if more {
-            // Graph's absolute `next` URL; the exporter must never follow it.
-            paging["next"] = json!(format!("{next_base}&after={}", urlencode(&after)));
-        }
-        body["paging"] = paging;
-    }
-    Ok(body)
+    Ok(RenderedPage {
+        data: Value::Array(data).to_string(),
+        span: shown.first().zip(shown.last()).map(|(f, l)| (f.seq, l.seq)),
+        more,
+    })
 }
 
 fn urlencode(s: &str) -> String {
@@ -349,30 +378,57 @@ async fn answer(
                 Some(f) => parse_fields(f),
                 None => vec![("id".into(), None), ("message_id".into(), None)],
             };
-            let filtered: Vec<Stored<SimMessage>>;
-            let items = match q.get("message_id") {
+            match q.get("message_id") {
                 Some(wamid) => {
-                    filtered = items
+                    let filtered: Vec<Stored<SimMessage>> = items
                         .iter()
                         .filter(|m| &m.item.message_id == wamid)
                         .cloned()
                         .collect();
-                    &filtered[..]
+                    page(
+                        &filtered,
+                        after,
+                        limit,
+                        |m| message_json(m, &fields),
+                        &next_base,
+                    )
                 }
-                None => &items[..],
-            };
-            page(
-                items,
-                after,
-                limit,
-                |m| message_json(m, &fields),
-                &next_base,
-            )
+                None => {
+                    // Phone numbers sharing a history (add_phones_like) share
+                    // its rendered pages until anything changes.
+                    let key = (
+                        Arc::as_ptr(items) as usize,
+                        d.version,
+                        after,
+                        limit,
+                        q.get("fields").cloned().unwrap_or_default(),
+                    );
+                    let items = items.clone();
+                    let cached = d.page_cache.get(&key).cloned();
+                    drop(d);
+                    let rendered = match cached {
+                        Some(r) => Ok(r),
+                        None => render_page(&items, after, limit, |m| message_json(m, &fields))
+                            .map(Arc::new),
+                    };
+                    rendered.map(|r| {
+                        let body = r.body(&next_base);
+                        let mut d = sim.lock();
+                        if d.version == key.1 {
+                            if d.page_cache.len() > 10_000 {
+                                d.page_cache.clear();
+                            }
+                            d.page_cache.insert(key, r);
+                        }
+                        body
+                    })
+                }
+            }
         }
         _ => return unknown_object(&format!("{id}/{edge}")),
     };
     match result {
-        Ok(body) => axum::Json(body).into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(field) => graph_error(
             400,
             100,

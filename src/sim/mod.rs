@@ -149,15 +149,23 @@ struct SimData {
     tokens: Vec<String>,
     headers: HashMap<String, Vec<(String, String)>>,
     wabas: BTreeMap<String, Vec<Stored<SimActivity>>>,
-    phones: BTreeMap<String, Vec<Stored<SimMessage>>>,
+    /// Shared between phone numbers made by [`Simulator::add_phones_like`]
+    /// until one of them changes (copy on write).
+    phones: BTreeMap<String, Arc<Vec<Stored<SimMessage>>>>,
     faults: HashMap<String, Fault>,
     requests: HashMap<(String, String), u64>,
     traceparents: Vec<String>,
+    /// Bumped by every change of a message history; keys the page cache.
+    version: u64,
+    /// Rendered message_history pages by (history, version, after, limit, fields).
+    page_cache: HashMap<PageKey, Arc<http::RenderedPage>>,
     in_flight: usize,
     max_in_flight: usize,
     next_seq: u64,
     next_id: u64,
 }
+
+type PageKey = (usize, u64, Option<u64>, usize, String);
 
 impl SimData {
     fn fresh_id(&mut self) -> String {
@@ -165,6 +173,7 @@ impl SimData {
         format!("{}", 3_000_000_000_000_000u64 + self.next_id)
     }
     fn seq(&mut self) -> u64 {
+        self.version += 1;
         self.next_seq += 1;
         self.next_seq
     }
@@ -239,6 +248,17 @@ impl Simulator {
         self.lock().phones.entry(phone.to_string()).or_default();
     }
 
+    /// Creates phone numbers `phones` with the same message history as
+    /// `like`, sharing its memory until one of them changes: thousands of
+    /// numbers with large histories for the scale program.
+    pub fn add_phones_like(&self, like: &str, phones: &[String]) {
+        let mut d = self.lock();
+        let shared = d.phones.entry(like.to_string()).or_default().clone();
+        for p in phones {
+            d.phones.insert(p.clone(), shared.clone());
+        }
+    }
+
     /// Adds an activity record at the top; fills in an id if it has none and
     /// `with_id` is true. Returns the id (empty when left out).
     pub fn add_activity(&self, waba: &str, mut rec: SimActivity, with_id: bool) -> String {
@@ -270,7 +290,7 @@ impl Simulator {
             })
             .collect();
         let seq = d.seq();
-        d.phones.entry(phone.to_string()).or_default().push(Stored {
+        Arc::make_mut(d.phones.entry(phone.to_string()).or_default()).push(Stored {
             seq,
             item: SimMessage {
                 message_id: format!("wamid.SIM{id}=="),
@@ -291,13 +311,17 @@ impl Simulator {
         keep_id_absent: bool,
     ) -> bool {
         let mut d = self.lock();
+        d.version += 1;
         if ev.id.is_none() && !keep_id_absent {
             ev.id = Some(d.fresh_id());
         }
         let Some(msgs) = d.phones.get_mut(phone) else {
             return false;
         };
-        match msgs.iter_mut().find(|m| m.item.id == message) {
+        match Arc::make_mut(msgs)
+            .iter_mut()
+            .find(|m| m.item.id == message)
+        {
             Some(m) => {
                 m.item.events.push(ev);
                 true
@@ -308,9 +332,11 @@ impl Simulator {
 
     /// Drops the oldest messages of a phone number beyond `keep`.
     pub fn trim_messages(&self, phone: &str, keep: usize) {
-        if let Some(msgs) = self.lock().phones.get_mut(phone) {
+        let mut d = self.lock();
+        d.version += 1;
+        if let Some(msgs) = d.phones.get_mut(phone) {
             let excess = msgs.len().saturating_sub(keep);
-            msgs.drain(..excess);
+            Arc::make_mut(msgs).drain(..excess);
         }
     }
 

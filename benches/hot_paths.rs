@@ -1,0 +1,157 @@
+//! The hot paths of a scrape, measured with criterion:
+//! - one message_history page (100 messages, 1 to 5 events each) decoded and
+//!   counted into the dedupe state, against the plain `serde_json::from_slice`
+//!   of the same bytes into the same structs (the limit for the decoder);
+//! - `/metrics` encoded for 1k, 10k and 100k series, OpenMetrics and classic.
+//!
+//! `cargo bench --bench hot_paths`; figures in BENCHMARKS.md.
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use prometheus_client::registry::Registry;
+use serde_json::json;
+
+use whatsapp_exporter::collector::message_history::scan_page;
+use whatsapp_exporter::collector::seen::SeenEvents;
+use whatsapp_exporter::graph::client::decode_response;
+use whatsapp_exporter::graph::model::{MessageHistory, Page};
+use whatsapp_exporter::metrics::encode::{Format, encode};
+use whatsapp_exporter::metrics::{Metrics, StatusLabels, WebhookLabels};
+use whatsapp_exporter::secret::AccessToken;
+
+const NOW: i64 = 1_795_000_000;
+const STATUSES: [&str; 5] = ["SENT", "DELIVERED", "READ", "FAILED", "DELETED"];
+
+/// A page as the Graph API sends it: 100 messages with 1 to 5 events each
+/// (3 on average), every field the exporter asks for.
+fn page_bytes() -> Vec<u8> {
+    let data: Vec<_> = (0..100u64)
+        .map(|m| {
+            let events: Vec<_> = (0..(1 + m % 5))
+                .map(|e| {
+                    json!({
+                        "id": format!("{}", 4_000_000_000_000_000u64 + m * 10 + e),
+                        "delivery_status": STATUSES[e as usize],
+                        "webhook_update_state": if m % 17 == 0 { "FAILED" } else { "DELIVERED" },
+                        "timestamp": NOW - (m * 60 + e) as i64,
+                        "application": {"id": "9876543210987654"},
+                        "webhook_uri": "https://example.com/whatsapp/webhook",
+                        "error_description": if e == 3 { json!("Message undeliverable") } else { json!(null) },
+                    })
+                })
+                .collect();
+            json!({
+                "id": format!("{}", 3_000_000_000_000_000u64 + m),
+                "message_id": format!("wamid.HBgLMTY0NzM3Nzc3NzUVAgARGBI5QTNEQTA2RjdGMEY4RTRG{m:06}AA=="),
+                "events": {"data": events},
+            })
+        })
+        .collect();
+    serde_json::to_vec(&json!({
+        "data": data,
+        "paging": {
+            "cursors": {"before": "QVFIUmxtX0t", "after": "QVFIUkZAXd3J"},
+            "next": "https://graph.facebook.com/v23.0/1234567890123456/message_history?limit=100&after=QVFIUkZAXd3J"
+        }
+    }))
+    .unwrap()
+}
+
+fn decode_and_count(c: &mut Criterion) {
+    let bytes = page_bytes();
+    let token = AccessToken::new("EAAG-bench-token");
+    let events = {
+        let p: Page<MessageHistory> = serde_json::from_slice(&bytes).unwrap();
+        p.data
+            .iter()
+            .map(|m| m.events.as_ref().map_or(0, |e| e.data.len()))
+            .sum::<usize>()
+    };
+    let mut g = c.benchmark_group("message_history_page");
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.bench_function("serde_json_from_slice (the limit)", |b| {
+        b.iter(|| {
+            black_box(serde_json::from_slice::<Page<MessageHistory>>(black_box(
+                &bytes,
+            )))
+            .unwrap()
+        })
+    });
+    g.bench_function("decode_and_count_all_new", |b| {
+        b.iter_batched(
+            SeenEvents::default,
+            |mut seen| {
+                let page =
+                    decode_response::<MessageHistory>(200, black_box(&bytes), &token).unwrap();
+                let scan = scan_page(&page, &mut seen, NOW - 86_400);
+                assert_eq!(scan.new.len(), events);
+                black_box(scan.new.len())
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let mut warm = SeenEvents::default();
+    let page = decode_response::<MessageHistory>(200, &bytes, &token).unwrap();
+    scan_page(&page, &mut warm, NOW - 86_400);
+    g.bench_function("decode_and_count_all_seen", |b| {
+        b.iter(|| {
+            let page = decode_response::<MessageHistory>(200, black_box(&bytes), &token).unwrap();
+            let scan = scan_page(&page, &mut warm, NOW - 86_400);
+            black_box(scan.seen)
+        })
+    });
+    g.finish();
+}
+
+/// A registry holding about `series` series, shaped like a real exporter's:
+/// per phone number 5 target series, 5 statuses and 4 webhook states.
+fn registry(series: usize) -> Registry {
+    let mut r = Registry::default();
+    let m = Metrics::register(&mut r, "bench", "bench");
+    let phones = series / 14;
+    for p in 0..phones {
+        let phone = format!("{}", 1_000_000_000_000_000u64 + p as u64);
+        m.init_target("message_history", &phone);
+        for s in STATUSES {
+            m.status_events
+                .get_or_create(&StatusLabels {
+                    phone_number_id: phone.clone(),
+                    delivery_status: s.into(),
+                })
+                .inc_by(p as u64);
+        }
+        for s in ["DELIVERED", "FAILED", "ERROR", "RETRYING"] {
+            m.webhook_updates
+                .get_or_create(&WebhookLabels {
+                    phone_number_id: phone.clone(),
+                    application_id: "9876543210987654".into(),
+                    webhook_update_state: s.into(),
+                })
+                .inc();
+        }
+    }
+    r
+}
+
+fn encode_metrics(c: &mut Criterion) {
+    let mut g = c.benchmark_group("encode_metrics");
+    g.sample_size(20);
+    for series in [1_000, 10_000, 100_000] {
+        let r = registry(series);
+        let lines = encode(&r, Format::OpenMetrics)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count();
+        for format in [Format::OpenMetrics, Format::Classic] {
+            g.bench_function(format!("{}_{lines}_series", format.name()), |b| {
+                b.iter(|| black_box(encode(&r, format).unwrap().len()))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, decode_and_count, encode_metrics);
+criterion_main!(benches);
