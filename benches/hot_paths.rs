@@ -24,7 +24,7 @@ const NOW: i64 = 1_795_000_000;
 const STATUSES: [&str; 5] = ["SENT", "DELIVERED", "READ", "FAILED", "DELETED"];
 
 /// A page as the Graph API sends it: 100 messages with 1 to 5 events each
-/// (3 on average), every field the exporter asks for.
+/// (3 on average), every field the exporter asks for (message_history::FIELDS).
 fn page_bytes() -> Vec<u8> {
     let data: Vec<_> = (0..100u64)
         .map(|m| {
@@ -36,7 +36,6 @@ fn page_bytes() -> Vec<u8> {
                         "webhook_update_state": if m % 17 == 0 { "FAILED" } else { "DELIVERED" },
                         "timestamp": NOW - (m * 60 + e) as i64,
                         "application": {"id": "9876543210987654"},
-                        "webhook_uri": "https://example.com/whatsapp/webhook",
                         "error_description": if e == 3 { json!("Message undeliverable") } else { json!(null) },
                     })
                 })

@@ -128,9 +128,12 @@ fn main() -> anyhow::Result<()> {
     let url = format!("http://{}/metrics", listener.local_addr()?);
     exporter_rt.spawn(server::run(listener, state, std::future::pending()));
 
-    let floor = Duration::from_millis(args.latency_ms)
-        * (args.pages as u32)
-        * args.phones.div_ceil(args.concurrency) as u32;
+    let floor_for = |pages: usize| {
+        Duration::from_millis(args.latency_ms)
+            * (pages as u32)
+            * args.phones.div_ceil(args.concurrency) as u32
+    };
+    let mut floor = floor_for(args.pages);
     println!(
         "{} phone numbers x {} pages ({} events each), {} WABAs, latency {} ms, concurrency {}",
         args.phones,
@@ -170,6 +173,8 @@ fn main() -> anyhow::Result<()> {
     let mut remembered = 0.0;
     for step in steps {
         if step.starts_with("new traffic") {
+            // One more message makes one more page when the history was full pages.
+            floor = floor_for((messages + 1).div_ceil(100));
             for p in &phones {
                 sim.add_message(
                     p,
