@@ -32,6 +32,26 @@ pub struct Config {
     /// Where the seen-state is kept across restarts (optional).
     #[serde(default)]
     pub state_file: Option<PathBuf>,
+    /// Listing of phone numbers (health, and the numbers of accounts without `phone_number_ids`).
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
+}
+
+/// `discovery:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// How often each account's phone numbers are listed.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            interval: Duration::from_secs(600),
+        }
+    }
 }
 
 /// `graph_api:` section.
@@ -73,9 +93,10 @@ pub struct AccountConfig {
     /// WhatsApp Business Account id (digits).
     #[serde(deserialize_with = "id_string")]
     pub waba_id: String,
-    /// Phone number ids of this account (digits).
-    #[serde(default, deserialize_with = "id_strings")]
-    pub phone_number_ids: Vec<String>,
+    /// Phone number ids of this account (digits); absent: discovered with
+    /// `GET /{WABA-ID}/phone_numbers` every `discovery.interval`.
+    #[serde(default, deserialize_with = "opt_id_strings")]
+    pub phone_number_ids: Option<Vec<String>>,
     /// Token file for this account only, overriding the global one.
     #[serde(default)]
     pub access_token_file: Option<PathBuf>,
@@ -145,13 +166,15 @@ fn id_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     })
 }
 
-fn id_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+fn opt_id_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     #[derive(Deserialize)]
     struct Wrapped(#[serde(deserialize_with = "id_string")] String);
-    Ok(Vec::<Wrapped>::deserialize(d)?
-        .into_iter()
-        .map(|w| w.0)
-        .collect())
+    Ok(Some(
+        Vec::<Wrapped>::deserialize(d)?
+            .into_iter()
+            .map(|w| w.0)
+            .collect(),
+    ))
 }
 
 /// One thing wrong with a configuration.
@@ -216,6 +239,9 @@ pub enum CollectorKind {
     Activities,
     /// `GET /{Phone-Number-ID}/message_history`.
     MessageHistory,
+    /// `GET /{WABA-ID}/phone_numbers`: discovery and phone number health,
+    /// never a collection target.
+    PhoneNumbers,
 }
 
 impl CollectorKind {
@@ -224,6 +250,7 @@ impl CollectorKind {
         match self {
             CollectorKind::Activities => "activities",
             CollectorKind::MessageHistory => "message_history",
+            CollectorKind::PhoneNumbers => "phone_numbers",
         }
     }
 }
@@ -233,8 +260,22 @@ impl CollectorKind {
 pub struct LoadedConfig {
     /// The parsed file.
     pub config: Config,
-    /// Every target, activities first, in file order.
+    /// Every configured target, activities first, in file order.
     pub targets: Vec<TargetSpec>,
+    /// Every account with its token, for listing its phone numbers.
+    pub accounts: Vec<AccountSpec>,
+}
+
+/// An account whose phone numbers are listed (for their health, and as
+/// targets when `discover`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSpec {
+    /// WABA id.
+    pub waba_id: String,
+    /// Token for its calls.
+    pub token: AccessToken,
+    /// `phone_number_ids` is absent: the listed numbers are targets.
+    pub discover: bool,
 }
 
 impl Config {
@@ -268,9 +309,13 @@ impl Config {
             }])
         })?;
         let mut problems = config.validate(text);
-        let targets = config.resolve_targets(text, &env, &mut problems);
+        let (targets, accounts) = config.resolve_targets(text, &env, &mut problems);
         if problems.is_empty() {
-            Ok(LoadedConfig { config, targets })
+            Ok(LoadedConfig {
+                config,
+                targets,
+                accounts,
+            })
         } else {
             problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
             Err(fail(problems))
@@ -394,7 +439,7 @@ impl Config {
                 }
             };
             id_problem(&a.waba_id, format!("accounts[{i}].waba_id"), &mut wabas);
-            for (j, p) in a.phone_number_ids.iter().enumerate() {
+            for (j, p) in a.phone_number_ids.iter().flatten().enumerate() {
                 id_problem(
                     p,
                     format!("accounts[{i}].phone_number_ids[{j}]"),
@@ -411,7 +456,7 @@ impl Config {
         text: &str,
         env: &impl Fn(&str) -> Option<String>,
         problems: &mut Vec<Problem>,
-    ) -> Vec<TargetSpec> {
+    ) -> (Vec<TargetSpec>, Vec<AccountSpec>) {
         let mut read = |path: &Path, key: &str| -> Option<AccessToken> {
             let line = line_of_key(text, "access_token_file", 0);
             match std::fs::read_to_string(path) {
@@ -441,6 +486,7 @@ impl Config {
         let mut acts = Vec::new();
         let mut phones = Vec::new();
         let mut missing = Vec::new();
+        let mut accounts = Vec::new();
         for (i, a) in self.accounts.iter().enumerate() {
             let token = match &a.access_token_file {
                 Some(p) => read(p, &format!("accounts[{i}].access_token_file")),
@@ -464,7 +510,12 @@ impl Config {
                 waba_id: a.waba_id.clone(),
                 token: token.clone(),
             });
-            phones.extend(a.phone_number_ids.iter().map(|p| TargetSpec {
+            accounts.push(AccountSpec {
+                waba_id: a.waba_id.clone(),
+                token: token.clone(),
+                discover: a.phone_number_ids.is_none(),
+            });
+            phones.extend(a.phone_number_ids.iter().flatten().map(|p| TargetSpec {
                 collector: CollectorKind::MessageHistory,
                 id: p.clone(),
                 waba_id: a.waba_id.clone(),
@@ -473,7 +524,7 @@ impl Config {
         }
         problems.extend(missing);
         acts.extend(phones);
-        acts
+        (acts, accounts)
     }
 }
 

@@ -12,7 +12,8 @@
 //! - [`graph`]: the one HTTP client with retries (`client`), response types (`model`),
 //!   cursor pagination (`paging`), the API budget: usage headers, throttling, hourly cap (`budget`).
 //! - [`collector`]: per-target state, coalescing and budget checks (`mod`), the two collectors
-//!   (`activities`, `message_history`), dedupe (`seen`), persistence (`state_file`).
+//!   (`activities`, `message_history`), dedupe (`seen`), persistence (`state_file`), phone number
+//!   listing for discovery and health (`discovery`).
 //! - [`metrics`]: metric families and registration (`mod`), exposition in both formats (`encode`),
 //!   families that can drop a removed target's series (`tracked`).
 //! - [`server`]: `AppState` and reload, `router(state)`, the scrape deadline (`mod`);

@@ -8,6 +8,7 @@
 //! concurrently, at most `collect.concurrency` at a time.
 
 pub mod activities;
+pub mod discovery;
 pub mod message_history;
 pub mod seen;
 pub mod state_file;
@@ -130,6 +131,19 @@ pub struct Tally {
 }
 
 impl TargetState {
+    /// The state saved in the state file, pruned at the lookback `edge`.
+    fn restored(rec: TargetRecord, edge: i64) -> TargetState {
+        let mut seen = SeenEvents::from_entries(rec.seen);
+        seen.prune(edge);
+        TargetState {
+            seen,
+            last_event: rec.last_event_timestamp,
+            partial: rec.partial,
+            baseline_done: true,
+            ..TargetState::default()
+        }
+    }
+
     /// Takes in the side results of a page scan.
     fn absorb<T>(&mut self, scan: &Scan<'_, T>, m: &Metrics, target: &Target) {
         if !scan.new.is_empty() {
@@ -236,8 +250,13 @@ fn unix_now() -> i64 {
 }
 
 impl Collectors {
-    /// Builds the targets of a configuration, restoring seen-state from the state file if any.
-    pub fn new(loaded: &LoadedConfig, client: GraphClient, metrics: Metrics) -> Self {
+    /// Builds `targets` of a configuration, restoring seen-state from the state file if any.
+    pub fn new(
+        loaded: &LoadedConfig,
+        targets: &[TargetSpec],
+        client: GraphClient,
+        metrics: Metrics,
+    ) -> Self {
         let settings = CollectSettings::from(loaded);
         let state_file = loaded.config.state_file.clone();
         let mut restored = state_file
@@ -256,23 +275,16 @@ impl Collectors {
             })
             .unwrap_or_default();
         let edge = unix_now() - settings.lookback.as_secs() as i64;
-        let targets = loaded
-            .targets
+        let targets = targets
             .iter()
             .map(|spec| {
                 let collector = spec.collector.as_str();
                 metrics.init_target(collector, &spec.id);
-                let mut state = TargetState::default();
-                if let Some(rec) = restored
+                let state = restored
                     .targets
                     .remove(&state_file::target_key(collector, &spec.id))
-                {
-                    state.seen = SeenEvents::from_entries(rec.seen);
-                    state.seen.prune(edge);
-                    state.last_event = rec.last_event_timestamp;
-                    state.partial = rec.partial;
-                    state.baseline_done = true;
-                }
+                    .map(|rec| TargetState::restored(rec, edge))
+                    .unwrap_or_default();
                 let target = Target::new(spec.clone(), state);
                 if let Some(t) = target.state.try_lock().ok().and_then(|s| s.last_event) {
                     metrics
@@ -292,11 +304,44 @@ impl Collectors {
         }
     }
 
-    /// The collectors of a reloaded configuration: a target it keeps carries
-    /// over its state (seen-state, baseline; its counters stay in the
-    /// metrics), a removed one is retired and its series removed, a new one
-    /// starts with a baseline. Waits for collections in flight.
-    pub async fn reload(&self, loaded: &LoadedConfig, client: GraphClient) -> Collectors {
+    /// The collectors of a reloaded configuration with these `targets`: a
+    /// target kept carries over its state (seen-state, baseline; its
+    /// counters stay in the metrics), a removed one is retired and its series
+    /// removed, a new one starts with a baseline. Waits for collections in flight.
+    pub async fn reload(
+        &self,
+        loaded: &LoadedConfig,
+        targets: &[TargetSpec],
+        client: GraphClient,
+    ) -> Collectors {
+        self.rebuild(
+            targets,
+            client,
+            CollectSettings::from(loaded),
+            loaded.config.state_file.clone(),
+        )
+        .await
+    }
+
+    /// The same collectors with another target list (discovery found or lost
+    /// phone numbers): as [`Collectors::reload`].
+    pub async fn retarget(&self, targets: &[TargetSpec]) -> Collectors {
+        self.rebuild(
+            targets,
+            self.client.clone(),
+            self.settings.clone(),
+            self.state_file.clone(),
+        )
+        .await
+    }
+
+    async fn rebuild(
+        &self,
+        specs: &[TargetSpec],
+        client: GraphClient,
+        settings: CollectSettings,
+        state_file: Option<PathBuf>,
+    ) -> Collectors {
         let mut old: HashMap<String, Arc<Target>> = self
             .targets
             .iter()
@@ -305,19 +350,33 @@ impl Collectors {
                 (key, t.clone())
             })
             .collect();
-        let mut targets = Vec::with_capacity(loaded.targets.len());
-        for spec in &loaded.targets {
+        let mut targets = Vec::with_capacity(specs.len());
+        // A new target saved in the state file (a discovered number after a
+        // restart, a target put back) resumes from its record.
+        let mut saved: Option<StateFile> = None;
+        let edge = unix_now() - settings.lookback.as_secs() as i64;
+        for spec in specs {
             let collector = spec.collector.as_str();
-            let state = match old.remove(&state_file::target_key(collector, &spec.id)) {
+            let key = state_file::target_key(collector, &spec.id);
+            let state = match old.remove(&key) {
                 Some(t) => t.retire().await,
                 None => {
                     self.metrics.init_target(collector, &spec.id);
-                    TargetState::default()
+                    let file = saved.get_or_insert_with(|| {
+                        state_file
+                            .as_deref()
+                            .and_then(|p| state_file::load(p).ok())
+                            .unwrap_or_default()
+                    });
+                    file.targets
+                        .remove(&key)
+                        .map(|rec| TargetState::restored(rec, edge))
+                        .unwrap_or_default()
                 }
             };
             targets.push(Target::new(spec.clone(), state));
         }
-        let ids: HashSet<&str> = loaded.targets.iter().map(|s| s.id.as_str()).collect();
+        let ids: HashSet<&str> = specs.iter().map(|s| s.id.as_str()).collect();
         for t in old.into_values() {
             t.retire().await;
             self.metrics.forget_target(
@@ -330,9 +389,14 @@ impl Collectors {
             targets,
             client,
             metrics: self.metrics.clone(),
-            settings: CollectSettings::from(loaded),
-            state_file: loaded.config.state_file.clone(),
+            settings,
+            state_file,
         }
+    }
+
+    /// The Graph API client.
+    pub fn client(&self) -> &GraphClient {
+        &self.client
     }
 
     /// The configured targets.
@@ -433,6 +497,8 @@ impl Collectors {
             CollectorKind::MessageHistory => {
                 message_history::collect(self, target, &mut st, edge, deadline).await
             }
+            // Listed by discovery, never configured as a target.
+            CollectorKind::PhoneNumbers => (0, Ok(End::Exhausted)),
         };
         throttled.set(i64::from(budget.hold(&spec.id, &spec.token).is_some()));
         let m = &self.metrics;

@@ -110,6 +110,47 @@ pub struct StatusEvent {
     pub error_description: Option<String>,
 }
 
+/// One entry of `GET /{WABA-ID}/phone_numbers`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct PhoneNumber {
+    /// Phone number id.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub id: Option<String>,
+    /// `+1 555-...`.
+    #[serde(default)]
+    pub display_phone_number: Option<String>,
+    /// The business name shown to users.
+    #[serde(default)]
+    pub verified_name: Option<String>,
+    /// `GREEN`, `YELLOW`, `RED`, `UNKNOWN`, ...
+    #[serde(default)]
+    pub quality_rating: Option<String>,
+    /// `TIER_1K`, ... (older field).
+    #[serde(default)]
+    pub messaging_limit_tier: Option<String>,
+    /// The successor of `messaging_limit_tier`: a tier string, or an object
+    /// holding one; read leniently.
+    #[serde(default)]
+    pub whatsapp_business_manager_messaging_limit: Option<serde_json::Value>,
+    /// `CONNECTED`, `FLAGGED`, ...
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+impl PhoneNumber {
+    /// The messaging limit tier, from whichever field carries it.
+    pub fn tier(&self) -> Option<String> {
+        let from_successor = match &self.whatsapp_business_manager_messaging_limit {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Object(o)) => ["tier", "value", "current_limit"]
+                .iter()
+                .find_map(|k| o.get(*k)?.as_str().map(String::from)),
+            _ => None,
+        };
+        from_successor.or_else(|| self.messaging_limit_tier.clone())
+    }
+}
+
 /// `application` object of an event.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Hash)]
 pub struct Application {

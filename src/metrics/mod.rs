@@ -123,6 +123,37 @@ pub struct UsageLabels {
     pub metric: String,
 }
 
+/// `{phone_number_id, display_phone_number, verified_name, waba_id}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhoneInfoLabels {
+    /// Phone number id.
+    pub phone_number_id: String,
+    /// As the API shows it.
+    pub display_phone_number: String,
+    /// The business name shown to users.
+    pub verified_name: String,
+    /// The account it belongs to.
+    pub waba_id: String,
+}
+
+/// `{phone_number_id, rating}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QualityLabels {
+    /// Phone number id.
+    pub phone_number_id: String,
+    /// `GREEN`, `YELLOW`, `RED`, `UNKNOWN` or another value the API gives.
+    pub rating: String,
+}
+
+/// `{phone_number_id, tier}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// Phone number id.
+    pub phone_number_id: String,
+    /// Messaging limit tier as the API gives it.
+    pub tier: String,
+}
+
 /// `{version, revision}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
@@ -196,6 +227,12 @@ pub struct Metrics {
     pub regain_seconds: Tracked<TargetOnlyLabels, FloatGauge>,
     /// `whatsapp_graph_api_throttled`.
     pub throttled: Tracked<TargetOnlyLabels, Gauge>,
+    /// `whatsapp_phone_number_info`.
+    pub phone_info: Tracked<PhoneInfoLabels, Gauge>,
+    /// `whatsapp_phone_number_quality`.
+    pub phone_quality: Tracked<QualityLabels, Gauge>,
+    /// `whatsapp_phone_number_messaging_limit`.
+    pub phone_limit: Tracked<LimitLabels, Gauge>,
     /// `whatsapp_config_last_reload_successful`.
     pub reload_successful: Gauge,
     /// `whatsapp_config_last_reload_success_timestamp_seconds`.
@@ -234,6 +271,9 @@ impl Metrics {
             usage_percent: Tracked::default(),
             regain_seconds: Tracked::default(),
             throttled: Tracked::default(),
+            phone_info: Tracked::default(),
+            phone_quality: Tracked::default(),
+            phone_limit: Tracked::default(),
             reload_successful: Gauge::default(),
             reload_timestamp: FloatGauge::default(),
         };
@@ -342,6 +382,21 @@ impl Metrics {
             "whatsapp_graph_api_throttled",
             "1 while the target makes no API calls to stay within the budget (usage threshold, rate-limit error or collect.max_requests_per_hour); scrapes serve the last values",
             m.throttled.clone(),
+        );
+        r.register(
+            "whatsapp_phone_number_info",
+            "1 for each phone number listed by GET /{WABA-ID}/phone_numbers (every discovery.interval); labels give its display number and verified name",
+            m.phone_info.clone(),
+        );
+        r.register(
+            "whatsapp_phone_number_quality",
+            "1 for the phone number's current quality_rating, 0 for the other ratings (GREEN, YELLOW, RED, UNKNOWN)",
+            m.phone_quality.clone(),
+        );
+        r.register(
+            "whatsapp_phone_number_messaging_limit",
+            "1 for the phone number's current messaging limit tier",
+            m.phone_limit.clone(),
         );
         r.register(
             "whatsapp_config_last_reload_successful",

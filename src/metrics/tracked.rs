@@ -62,6 +62,12 @@ impl<L: Clone + Hash + Eq, M, C: MetricConstructor<M>> Tracked<L, M, C> {
         self.family.get_or_create_owned(l)
     }
 
+    /// The label sets it holds.
+    pub fn keys(&self) -> Vec<L> {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.iter().cloned().collect()
+    }
+
     /// Removes every series whose labels `keep` rejects.
     pub fn retain(&self, keep: impl Fn(&L) -> bool) {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());

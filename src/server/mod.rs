@@ -22,7 +22,8 @@ use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::collector::Collectors;
-use crate::config::{Config, LoadedConfig};
+use crate::collector::discovery::Discovery;
+use crate::config::{CollectorKind, Config, LoadedConfig, TargetSpec};
 use crate::graph::GraphClient;
 use crate::graph::budget::{Budget, BudgetSettings};
 use crate::metrics::Metrics;
@@ -68,8 +69,12 @@ pub struct AppState {
     pub registry: Registry,
     metrics: Metrics,
     budget: Arc<Budget>,
-    /// The targets and their collection; replaced by a reload.
+    /// The targets and their collection; replaced by a reload or a discovery.
     collectors: RwLock<Arc<Collectors>>,
+    /// The targets the configuration file names.
+    config_targets: RwLock<Vec<TargetSpec>>,
+    /// Phone number listing; replaced by a reload.
+    discovery: RwLock<Arc<Discovery>>,
     /// Server options.
     pub options: Options,
     reload_lock: tokio::sync::Mutex<()>,
@@ -99,7 +104,12 @@ impl AppState {
         let metrics = Metrics::register(&mut registry, VERSION, REVISION);
         let budget = Arc::new(Budget::new(budget_settings(loaded)));
         let client = GraphClient::new(&loaded.config.graph_api, budget.clone(), metrics.clone())?;
-        let collectors = Arc::new(Collectors::new(loaded, client, metrics.clone()));
+        let collectors = Arc::new(Collectors::new(
+            loaded,
+            &loaded.targets,
+            client,
+            metrics.clone(),
+        ));
         metrics.reload_successful.set(1);
         metrics.reload_timestamp.set(unix_now());
         Ok(Arc::new(AppState {
@@ -107,6 +117,8 @@ impl AppState {
             metrics,
             budget,
             collectors: RwLock::new(collectors),
+            config_targets: RwLock::new(loaded.targets.clone()),
+            discovery: RwLock::new(Arc::new(Discovery::new(loaded))),
             options,
             reload_lock: tokio::sync::Mutex::new(()),
         }))
@@ -150,12 +162,66 @@ impl AppState {
         let budget = Arc::new(self.budget.with_settings(budget_settings(&loaded)));
         let client = GraphClient::new(&loaded.config.graph_api, budget, self.metrics.clone())
             .map_err(|e| format!("cannot build the Graph API client: {e}"))?;
-        let old = self.collectors();
-        let new = Arc::new(old.reload(&loaded, client).await);
+        let discovery = Arc::new(Discovery::new(&loaded));
+        discovery.take_over(&self.discovery()).await;
+        let targets = merge(&loaded.targets, discovery.targets().await);
+        let new = Arc::new(self.collectors().reload(&loaded, &targets, client).await);
+        *self.collectors.write().unwrap_or_else(|p| p.into_inner()) = new.clone();
+        *self.discovery.write().unwrap_or_else(|p| p.into_inner()) = discovery;
+        *self
+            .config_targets
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = loaded.targets.clone();
+        new.save_state().await;
+        Ok(targets.len())
+    }
+
+    fn discovery(&self) -> Arc<Discovery> {
+        self.discovery
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Lists phone numbers if `discovery.interval` has passed; when the
+    /// discovered numbers changed, switches to the new target list.
+    pub async fn refresh_discovery(&self) {
+        let discovery = self.discovery();
+        if !discovery
+            .refresh(self.collectors().client(), &self.metrics)
+            .await
+        {
+            return;
+        }
+        let _one_at_a_time = self.reload_lock.lock().await;
+        if !Arc::ptr_eq(&discovery, &self.discovery()) {
+            return; // a reload came first and took the new list over
+        }
+        let configured = self
+            .config_targets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let targets = merge(&configured, discovery.targets().await);
+        let new = Arc::new(self.collectors().retarget(&targets).await);
         *self.collectors.write().unwrap_or_else(|p| p.into_inner()) = new.clone();
         new.save_state().await;
-        Ok(loaded.targets.len())
     }
+}
+
+/// The configured targets, then the discovered ones not configured already.
+fn merge(configured: &[TargetSpec], discovered: Vec<TargetSpec>) -> Vec<TargetSpec> {
+    let mut seen: std::collections::HashSet<(CollectorKind, String)> = configured
+        .iter()
+        .map(|t| (t.collector, t.id.clone()))
+        .collect();
+    let mut out = configured.to_vec();
+    out.extend(
+        discovered
+            .into_iter()
+            .filter(|t| seen.insert((t.collector, t.id.clone()))),
+    );
+    out
 }
 
 /// The router: telemetry path, landing page, health, readiness and reload,
@@ -226,10 +292,15 @@ async fn scrape(state: Arc<AppState>, headers: HeaderMap, span: tracing::Span) -
     // Collect in a task of its own: a scraper hanging up, or the deadline
     // passing, does not cut a collection short; it goes on and warms the
     // values the next scrape serves. (So the scrape span lasts until it ends.)
-    let collectors = state.collectors();
     let task = {
-        let collectors = collectors.clone();
-        tokio::spawn(async move { collectors.collect_all(deadline).await }.instrument(span.clone()))
+        let state = state.clone();
+        tokio::spawn(
+            async move {
+                state.refresh_discovery().await;
+                state.collectors().collect_all(deadline).await
+            }
+            .instrument(span.clone()),
+        )
     };
     let joined = match deadline {
         Some(d) => tokio::time::timeout_at(d.into(), task).await,
@@ -242,7 +313,7 @@ async fn scrape(state: Arc<AppState>, headers: HeaderMap, span: tracing::Span) -
             Vec::new()
         }
         Err(_) => {
-            let unfinished = collectors.unfinished();
+            let unfinished = state.collectors().unfinished();
             tracing::warn!(
                 unfinished = unfinished.len(),
                 "scrape deadline reached: serving the last values, unfinished targets report whatsapp_up 0"

@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use super::{Fault, SimActivity, SimEvent, SimMessage, Simulator, Stored};
+use super::{Fault, SimActivity, SimEvent, SimMessage, SimPhoneNumber, Simulator, Stored};
 
 /// Bytes in front of every cursor, so cursors always contain `+` and `/`.
 const CURSOR_PREFIX: &[u8] = &[0xfb, 0xef, 0xff];
@@ -109,6 +109,24 @@ fn activity_json(a: &SimActivity, fields: &[String]) -> Result<Value, String> {
             "timestamp" => {
                 o.insert("timestamp".into(), json!(a.timestamp));
             }
+            other => return Err(other.to_string()),
+        }
+    }
+    Ok(Value::Object(o))
+}
+
+fn phone_json(id: &str, p: &SimPhoneNumber, fields: &[String]) -> Result<Value, String> {
+    let mut o = Map::new();
+    for f in fields {
+        match f.as_str() {
+            "id" => {
+                o.insert("id".into(), json!(id));
+            }
+            "display_phone_number" => put(&mut o, f, &p.display_phone_number),
+            "verified_name" => put(&mut o, f, &p.verified_name),
+            "quality_rating" => put(&mut o, f, &p.quality_rating),
+            "messaging_limit_tier" => put(&mut o, f, &p.messaging_limit_tier),
+            "status" => put(&mut o, f, &p.status),
             other => return Err(other.to_string()),
         }
     }
@@ -424,6 +442,34 @@ async fn answer(
                     })
                 }
             }
+        }
+        "phone_numbers" => {
+            if !d.wabas.contains_key(&id) {
+                return unknown_object(&id);
+            }
+            let items: Vec<Stored<(String, SimPhoneNumber)>> = d
+                .listed
+                .get(&id)
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, (phone, info))| Stored {
+                    seq: i as u64 + 1,
+                    item: (phone.clone(), info.clone()),
+                })
+                .collect();
+            let fields: Vec<String> = match q.get("fields") {
+                Some(f) => parse_fields(f).into_iter().map(|(n, _)| n).collect(),
+                None => vec!["id".into(), "display_phone_number".into()],
+            };
+            drop(d);
+            page(
+                &items,
+                after,
+                limit,
+                |(phone, info)| phone_json(phone, info, &fields),
+                &next_base,
+            )
         }
         _ => return unknown_object(&format!("{id}/{edge}")),
     };

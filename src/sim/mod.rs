@@ -100,6 +100,34 @@ impl SimEvent {
     }
 }
 
+/// A phone number as `GET /{WABA-ID}/phone_numbers` lists it.
+#[derive(Debug, Clone, Default)]
+pub struct SimPhoneNumber {
+    /// `display_phone_number`.
+    pub display_phone_number: Option<String>,
+    /// `verified_name`.
+    pub verified_name: Option<String>,
+    /// `quality_rating`.
+    pub quality_rating: Option<String>,
+    /// `messaging_limit_tier`.
+    pub messaging_limit_tier: Option<String>,
+    /// `status`.
+    pub status: Option<String>,
+}
+
+impl SimPhoneNumber {
+    /// A connected number with GREEN quality in tier `TIER_1K`.
+    pub fn new(display: &str, name: &str) -> Self {
+        SimPhoneNumber {
+            display_phone_number: Some(display.to_string()),
+            verified_name: Some(name.to_string()),
+            quality_rating: Some("GREEN".into()),
+            messaging_limit_tier: Some("TIER_1K".into()),
+            status: Some("CONNECTED".into()),
+        }
+    }
+}
+
 /// An activity record to add to a WABA.
 #[derive(Debug, Clone, Default)]
 pub struct SimActivity {
@@ -155,6 +183,8 @@ struct SimData {
     faults: HashMap<String, Fault>,
     requests: HashMap<(String, String), u64>,
     traceparents: Vec<String>,
+    /// `GET /{WABA-ID}/phone_numbers`: per WABA, its listed numbers.
+    listed: BTreeMap<String, BTreeMap<String, SimPhoneNumber>>,
     /// Bumped by every change of a message history; keys the page cache.
     version: u64,
     /// Rendered message_history pages by (history, version, after, limit, fields).
@@ -246,6 +276,24 @@ impl Simulator {
     /// Creates a phone number (idempotent).
     pub fn add_phone(&self, phone: &str) {
         self.lock().phones.entry(phone.to_string()).or_default();
+    }
+
+    /// Lists `phone` (creating it) under `waba` in `GET /{WABA-ID}/phone_numbers`,
+    /// or updates its entry.
+    pub fn list_phone(&self, waba: &str, phone: &str, info: SimPhoneNumber) {
+        let mut d = self.lock();
+        d.phones.entry(phone.to_string()).or_default();
+        d.listed
+            .entry(waba.to_string())
+            .or_default()
+            .insert(phone.to_string(), info);
+    }
+
+    /// Removes `phone` from its WABA's listing (its history stays).
+    pub fn unlist_phone(&self, waba: &str, phone: &str) {
+        if let Some(l) = self.lock().listed.get_mut(waba) {
+            l.remove(phone);
+        }
     }
 
     /// Creates phone numbers `phones` with the same message history as

@@ -6,6 +6,7 @@ mod binary;
 mod counting;
 mod dashboards;
 mod deploy;
+mod discovery;
 mod exposition;
 mod faults;
 mod lifecycle;

@@ -1,0 +1,120 @@
+//! Accounts without `phone_number_ids`: their numbers are listed with
+//! `GET /{WABA-ID}/phone_numbers`, join and leave as targets, and carry their
+//! health (quality rating, messaging limit).
+
+use std::time::Duration;
+
+use crate::support::*;
+use whatsapp_exporter::sim::{SimEvent, SimPhoneNumber};
+
+const PHONE3: &str = "1234567890123458";
+
+fn sent(m: &Metrics, phone: &str) -> Option<f64> {
+    m.get(
+        "whatsapp_message_status_events_total",
+        &[("phone_number_id", phone), ("delivery_status", "SENT")],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovered_numbers_join_leave_and_report_their_health() {
+    let (sim, url) = simulator().await;
+    sim.list_phone(WABA, PHONE, SimPhoneNumber::new("+1 555-0100", "Acme"));
+    sim.list_phone(WABA, PHONE2, SimPhoneNumber::new("+1 555-0101", "Acme"));
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
+    let yaml = format!(
+        "graph_api:\n  base_url: {url}\naccounts:\n  - waba_id: \"{WABA}\"\n\
+         collect:\n  min_interval: 0s\ndiscovery:\n  interval: 1s\n"
+    );
+    let exp = Exporter::start(&yaml).await;
+
+    let m = exp.scrape().await;
+    assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
+    assert_eq!(up(&m, "message_history", PHONE2), Some(1.0));
+    assert_eq!(
+        m.get(
+            "whatsapp_phone_number_info",
+            &[
+                ("phone_number_id", PHONE),
+                ("display_phone_number", "+1 555-0100"),
+                ("verified_name", "Acme"),
+                ("waba_id", WABA)
+            ]
+        ),
+        Some(1.0)
+    );
+    let quality = |m: &Metrics, phone: &str, rating: &str| {
+        m.get(
+            "whatsapp_phone_number_quality",
+            &[("phone_number_id", phone), ("rating", rating)],
+        )
+    };
+    assert_eq!(quality(&m, PHONE, "GREEN"), Some(1.0));
+    assert_eq!(quality(&m, PHONE, "RED"), Some(0.0));
+    assert_eq!(
+        m.get(
+            "whatsapp_phone_number_messaging_limit",
+            &[("phone_number_id", PHONE), ("tier", "TIER_1K")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(sim.requests("phone_numbers", WABA), 1);
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
+    let m = exp.scrape().await;
+    assert_eq!(sent(&m, PHONE), Some(1.0));
+    assert_eq!(
+        sim.requests("phone_numbers", WABA),
+        1,
+        "listed once per discovery.interval, not per scrape"
+    );
+
+    // PHONE2 leaves, PHONE3 joins, PHONE's quality drops and its tier rises.
+    sim.unlist_phone(WABA, PHONE2);
+    sim.list_phone(WABA, PHONE3, SimPhoneNumber::new("+1 555-0102", "Acme"));
+    let mut worse = SimPhoneNumber::new("+1 555-0100", "Acme");
+    worse.quality_rating = Some("RED".into());
+    worse.messaging_limit_tier = Some("TIER_10K".into());
+    sim.list_phone(WABA, PHONE, worse);
+    sim.add_message(PHONE3, vec![SimEvent::new("SENT", now())]);
+    let (m, text) = eventually(Duration::from_secs(20), "the next listing", || {
+        let exp = &exp;
+        async move {
+            let text = exp.scrape_text(None).await;
+            let m = Metrics::parse(&text);
+            (up(&m, "message_history", PHONE3) == Some(1.0)).then_some((m, text))
+        }
+    })
+    .await;
+    assert!(
+        !text.contains(PHONE2),
+        "the number that left keeps series:\n{text}"
+    );
+    assert_eq!(quality(&m, PHONE, "RED"), Some(1.0));
+    assert_eq!(quality(&m, PHONE, "GREEN"), Some(0.0));
+    assert_eq!(
+        m.find(
+            "whatsapp_phone_number_messaging_limit",
+            &[("phone_number_id", PHONE)]
+        )
+        .iter()
+        .map(|s| s.labels["tier"].clone())
+        .collect::<Vec<_>>(),
+        ["TIER_10K"]
+    );
+    assert_eq!(
+        sent(&m, PHONE),
+        Some(1.0),
+        "a number that stays keeps its counters"
+    );
+    assert_eq!(
+        sent(&m, PHONE3),
+        Some(0.0),
+        "a new number starts with a baseline"
+    );
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
+    sim.add_message(PHONE3, vec![SimEvent::new("SENT", now())]);
+    let m = exp.scrape().await;
+    assert_eq!(sent(&m, PHONE), Some(2.0));
+    assert_eq!(sent(&m, PHONE3), Some(1.0));
+    exp.stop().await;
+}
