@@ -35,6 +35,88 @@ pub struct Config {
     /// Listing of phone numbers (health, and the numbers of accounts without `phone_number_ids`).
     #[serde(default)]
     pub discovery: DiscoveryConfig,
+    /// This process collects one shard of the targets (`--shard` overrides it).
+    #[serde(default)]
+    pub shard: Option<ShardConfig>,
+}
+
+/// `shard:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardConfig {
+    /// This replica's shard, 0-based; absent: the ordinal at the end of
+    /// `$POD_NAME` or `$HOSTNAME` (a StatefulSet pod `name-2` is shard 2).
+    #[serde(default)]
+    pub index: Option<u32>,
+    /// How many shards.
+    pub count: u32,
+}
+
+/// One shard of the targets: those whose stable hash modulo `count` is `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 0-based.
+    pub index: u32,
+    /// At least 1.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Parses `I/N` (`--shard`).
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?}: expected INDEX/COUNT, like 0/2"))?;
+        let index: u32 = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?}: {i:?} is not a number"))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?}: {n:?} is not a number"))?;
+        Shard::new(index, count).map_err(|e| format!("{s:?}: {e}"))
+    }
+
+    /// Checks `index < count`.
+    pub fn new(index: u32, count: u32) -> Result<Shard, String> {
+        if count == 0 || index >= count {
+            return Err(format!(
+                "shard index {index} must be below the count {count} (and the count at least 1)"
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// The shard of `shard:` in the config, the index from the environment
+    /// (`POD_NAME`, else `HOSTNAME`, up to its last `-`) when not given.
+    pub fn from_config(
+        c: &ShardConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Shard, String> {
+        let index = match c.index {
+            Some(i) => i,
+            None => {
+                let name = env("POD_NAME")
+                    .or_else(|| env("HOSTNAME"))
+                    .ok_or("shard.index is not set and neither POD_NAME nor HOSTNAME is")?;
+                name.rsplit('-')
+                    .next()
+                    .and_then(|o| o.parse().ok())
+                    .ok_or_else(|| {
+                        format!("shard.index is not set and {name:?} does not end in -ORDINAL")
+                    })?
+            }
+        };
+        Shard::new(index, c.count)
+    }
+
+    /// Whether this shard collects `target`: FNV-1a of `collector/id`, stable
+    /// across processes, builds and restarts.
+    pub fn owns(&self, target: &TargetSpec) -> bool {
+        let key = crate::collector::seen::event_key(&[target.collector.as_str(), &target.id]);
+        key % u64::from(self.count) == u64::from(self.index)
+    }
 }
 
 /// `discovery:` section.
@@ -416,6 +498,15 @@ impl Config {
                 format!("{} is out of range 0..10", g.max_retries),
             );
         }
+        if let Some(sh) = &self.shard {
+            let index_ok = sh.index.is_none_or(|i| i < sh.count);
+            if sh.count == 0 || !index_ok {
+                bad(
+                    "shard.count",
+                    format!("must be at least 1 and above shard.index ({:?})", sh.index),
+                );
+            }
+        }
         if self.accounts.is_empty() {
             out.push(Problem {
                 line: line_of_key(text, "accounts", 0),
@@ -568,6 +659,41 @@ fn line_of_value(text: &str, value: &str, nth: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_parse_and_split_targets_disjointly_and_completely() {
+        assert_eq!(Shard::parse("1/3"), Ok(Shard { index: 1, count: 3 }));
+        for bad in ["3/3", "1", "a/2", "0/0"] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+        let env = |name: &'static str| move |k: &str| (k == "HOSTNAME").then(|| name.to_string());
+        let c = ShardConfig {
+            index: None,
+            count: 4,
+        };
+        assert_eq!(
+            Shard::from_config(&c, env("wa-exporter-2")),
+            Ok(Shard { index: 2, count: 4 })
+        );
+        assert!(Shard::from_config(&c, env("wa-exporter")).is_err());
+        assert!(Shard::from_config(&c, env("wa-exporter-7")).is_err());
+        let targets: Vec<TargetSpec> = (0..1000u64)
+            .map(|i| TargetSpec {
+                collector: CollectorKind::MessageHistory,
+                id: (1_000_000_000_000_000 + i).to_string(),
+                waba_id: "1".into(),
+                token: AccessToken::new("t"),
+            })
+            .collect();
+        let shards: Vec<Shard> = (0..3).map(|i| Shard { index: i, count: 3 }).collect();
+        for t in &targets {
+            assert_eq!(shards.iter().filter(|s| s.owns(t)).count(), 1, "{}", t.id);
+        }
+        for s in &shards {
+            let n = targets.iter().filter(|t| s.owns(t)).count();
+            assert!((250..420).contains(&n), "shard {} has {n} of 1000", s.index);
+        }
+    }
 
     fn env_token(k: &str) -> Option<String> {
         (k == TOKEN_ENV).then(|| "tok123".to_string())

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 
-use whatsapp_exporter::config::{Config, LoadedConfig, TOKEN_ENV};
+use whatsapp_exporter::config::{Config, LoadedConfig, Shard, TOKEN_ENV};
 use whatsapp_exporter::server::{self, AppState, Options, REVISION, VERSION};
 use whatsapp_exporter::sim;
 use whatsapp_exporter::telemetry::{self, LogFormat, ProcessEnv};
@@ -58,6 +58,9 @@ struct Flags {
     /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish.
     #[arg(long = "web.shutdown-timeout", default_value = "15s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     shutdown_timeout: std::time::Duration,
+    /// Collect only shard INDEX of COUNT of the targets (like 0/2); overrides `shard:` in the config.
+    #[arg(long = "shard", value_name = "INDEX/COUNT", value_parser = Shard::parse)]
+    shard: Option<Shard>,
     /// Run against an embedded Graph API simulator with live traffic (no config, no token).
     #[arg(long = "demo", conflicts_with = "config_file")]
     demo: bool,
@@ -161,6 +164,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             config_file: flags.config_file.clone(),
             web,
             shutdown_timeout: flags.shutdown_timeout,
+            shard: flags.shard,
         },
     )?;
     reload_on_sighup(state.clone());

@@ -154,6 +154,15 @@ pub struct LimitLabels {
     pub tier: String,
 }
 
+/// `{index, count}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardLabels {
+    /// This process's shard, 0-based.
+    pub index: String,
+    /// Number of shards.
+    pub count: String,
+}
+
 /// `{version, revision}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
@@ -233,6 +242,8 @@ pub struct Metrics {
     pub phone_quality: Tracked<QualityLabels, Gauge>,
     /// `whatsapp_phone_number_messaging_limit`.
     pub phone_limit: Tracked<LimitLabels, Gauge>,
+    /// `whatsapp_shard_info`.
+    pub shard_info: Tracked<ShardLabels, Gauge>,
     /// `whatsapp_config_last_reload_successful`.
     pub reload_successful: Gauge,
     /// `whatsapp_config_last_reload_success_timestamp_seconds`.
@@ -274,6 +285,7 @@ impl Metrics {
             phone_info: Tracked::default(),
             phone_quality: Tracked::default(),
             phone_limit: Tracked::default(),
+            shard_info: Tracked::default(),
             reload_successful: Gauge::default(),
             reload_timestamp: FloatGauge::default(),
         };
@@ -399,6 +411,11 @@ impl Metrics {
             m.phone_limit.clone(),
         );
         r.register(
+            "whatsapp_shard_info",
+            "1 when this process collects one shard of the targets (--shard or shard: in the config): the targets whose stable hash modulo count is index",
+            m.shard_info.clone(),
+        );
+        r.register(
             "whatsapp_config_last_reload_successful",
             "1 if the last load of the configuration file (start-up, SIGHUP or POST /-/reload) succeeded, else 0",
             m.reload_successful.clone(),
@@ -465,6 +482,18 @@ impl Metrics {
             self.usage_percent.retain(|l| l.target != id);
             self.regain_seconds.retain(|l| l.target != id);
             self.throttled.retain(|l| l.target != id);
+        }
+    }
+
+    /// Sets `whatsapp_shard_info` to this process's shard (none: no series).
+    pub fn set_shard(&self, shard: Option<(u32, u32)>) {
+        let l = shard.map(|(i, n)| ShardLabels {
+            index: i.to_string(),
+            count: n.to_string(),
+        });
+        self.shard_info.retain(|k| Some(k) == l.as_ref());
+        if let Some(l) = l {
+            self.shard_info.get_or_create(&l).set(1);
         }
     }
 }

@@ -23,7 +23,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::collector::Collectors;
 use crate::collector::discovery::Discovery;
-use crate::config::{CollectorKind, Config, LoadedConfig, TargetSpec};
+use crate::config::{CollectorKind, Config, LoadedConfig, Shard, TargetSpec};
 use crate::graph::GraphClient;
 use crate::graph::budget::{Budget, BudgetSettings};
 use crate::metrics::Metrics;
@@ -49,6 +49,8 @@ pub struct Options {
     pub web: Arc<WebConfig>,
     /// On shutdown, how long requests in flight may take to finish.
     pub shutdown_timeout: Duration,
+    /// `--shard`: overrides the config file's `shard:`.
+    pub shard: Option<Shard>,
 }
 
 impl Default for Options {
@@ -59,6 +61,7 @@ impl Default for Options {
             config_file: None,
             web: WebConfig::none(),
             shutdown_timeout: Duration::from_secs(15),
+            shard: None,
         }
     }
 }
@@ -75,6 +78,8 @@ pub struct AppState {
     config_targets: RwLock<Vec<TargetSpec>>,
     /// Phone number listing; replaced by a reload.
     discovery: RwLock<Arc<Discovery>>,
+    /// The shard of the targets this process collects, if sharded.
+    shard: RwLock<Option<Shard>>,
     /// Server options.
     pub options: Options,
     reload_lock: tokio::sync::Mutex<()>,
@@ -104,9 +109,11 @@ impl AppState {
         let metrics = Metrics::register(&mut registry, VERSION, REVISION);
         let budget = Arc::new(Budget::new(budget_settings(loaded)));
         let client = GraphClient::new(&loaded.config.graph_api, budget.clone(), metrics.clone())?;
+        let shard = effective_shard(options.shard, loaded).map_err(anyhow::Error::msg)?;
+        metrics.set_shard(shard.map(|s| (s.index, s.count)));
         let collectors = Arc::new(Collectors::new(
             loaded,
-            &loaded.targets,
+            &in_shard(shard, loaded.targets.clone()),
             client,
             metrics.clone(),
         ));
@@ -119,6 +126,7 @@ impl AppState {
             collectors: RwLock::new(collectors),
             config_targets: RwLock::new(loaded.targets.clone()),
             discovery: RwLock::new(Arc::new(Discovery::new(loaded))),
+            shard: RwLock::new(shard),
             options,
             reload_lock: tokio::sync::Mutex::new(()),
         }))
@@ -162,9 +170,10 @@ impl AppState {
         let budget = Arc::new(self.budget.with_settings(budget_settings(&loaded)));
         let client = GraphClient::new(&loaded.config.graph_api, budget, self.metrics.clone())
             .map_err(|e| format!("cannot build the Graph API client: {e}"))?;
+        let shard = effective_shard(self.options.shard, &loaded)?;
         let discovery = Arc::new(Discovery::new(&loaded));
         discovery.take_over(&self.discovery()).await;
-        let targets = merge(&loaded.targets, discovery.targets().await);
+        let targets = in_shard(shard, merge(&loaded.targets, discovery.targets().await));
         let new = Arc::new(self.collectors().reload(&loaded, &targets, client).await);
         *self.collectors.write().unwrap_or_else(|p| p.into_inner()) = new.clone();
         *self.discovery.write().unwrap_or_else(|p| p.into_inner()) = discovery;
@@ -172,6 +181,8 @@ impl AppState {
             .config_targets
             .write()
             .unwrap_or_else(|p| p.into_inner()) = loaded.targets.clone();
+        *self.shard.write().unwrap_or_else(|p| p.into_inner()) = shard;
+        self.metrics.set_shard(shard.map(|s| (s.index, s.count)));
         new.save_state().await;
         Ok(targets.len())
     }
@@ -202,10 +213,28 @@ impl AppState {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let targets = merge(&configured, discovery.targets().await);
+        let shard = *self.shard.read().unwrap_or_else(|p| p.into_inner());
+        let targets = in_shard(shard, merge(&configured, discovery.targets().await));
         let new = Arc::new(self.collectors().retarget(&targets).await);
         *self.collectors.write().unwrap_or_else(|p| p.into_inner()) = new.clone();
         new.save_state().await;
+    }
+}
+
+/// `--shard` if given, else the config file's `shard:`.
+fn effective_shard(flag: Option<Shard>, loaded: &LoadedConfig) -> Result<Option<Shard>, String> {
+    match (flag, &loaded.config.shard) {
+        (Some(s), _) => Ok(Some(s)),
+        (None, Some(c)) => Shard::from_config(c, |k| std::env::var(k).ok()).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The targets of `shard` (all of them when not sharded).
+fn in_shard(shard: Option<Shard>, targets: Vec<TargetSpec>) -> Vec<TargetSpec> {
+    match shard {
+        Some(s) => targets.into_iter().filter(|t| s.owns(t)).collect(),
+        None => targets,
     }
 }
 

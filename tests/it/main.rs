@@ -13,6 +13,7 @@ mod lifecycle;
 mod properties;
 mod resilience;
 mod restart;
+mod sharding;
 mod stack;
 mod support;
 mod traces;

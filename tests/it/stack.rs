@@ -44,7 +44,7 @@ impl Stack {
         let (process, prometheus) = start_prometheus(
             &prometheus,
             &dir,
-            exp.url.trim_start_matches("http://"),
+            &[exp.url.trim_start_matches("http://")],
             &format!("rule_files: [\"{}\"]\n{alerting}", rules.display()),
             &[],
         );
@@ -120,21 +120,26 @@ impl Stack {
 }
 
 /// Starts `prometheus` (1 s scrapes and rule evaluation) scraping job
-/// `whatsapp` at `target` (`host:port`), with `extra` config lines (rule files,
-/// alerting) and `args`; returns the process and its URL.
+/// `whatsapp` at `targets` (`host:port`), with `extra` config lines (rule
+/// files, alerting) and `args`; returns the process and its URL.
 pub fn start_prometheus(
     prometheus: &Path,
     dir: &Path,
-    target: &str,
+    targets: &[&str],
     extra: &str,
     args: &[&str],
 ) -> (Running, String) {
+    let targets = targets
+        .iter()
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let cfg = dir.join("prometheus.yml");
     std::fs::write(
         &cfg,
         format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n{extra}\
-             scrape_configs:\n  - job_name: whatsapp\n    static_configs:\n      - targets: [\"{target}\"]\n",
+             scrape_configs:\n  - job_name: whatsapp\n    static_configs:\n      - targets: [{targets}]\n",
         ),
     )
     .unwrap();

@@ -595,7 +595,7 @@ async fn prometheus_stores_the_exemplars_and_they_name_exported_traces() {
     let (_prom, prom_url) = start_prometheus(
         &prometheus,
         &dir,
-        url.trim_start_matches("http://"),
+        &[url.trim_start_matches("http://")],
         "",
         &["--enable-feature=exemplar-storage"],
     );
