@@ -407,10 +407,24 @@ impl Collectors {
     /// Collects every target that is due, then writes the state file if
     /// anything changed. No retry starts after `deadline`.
     pub async fn collect_all(&self, deadline: Option<Instant>) {
-        for t in &self.targets {
+        self.collect(self.targets.clone(), deadline).await;
+    }
+
+    /// The target `id` of `collector`, if this process collects it.
+    pub fn find(&self, collector: &str, id: &str) -> Option<Arc<Target>> {
+        self.targets
+            .iter()
+            .find(|t| t.labels.collector == collector && t.labels.target == id)
+            .cloned()
+    }
+
+    /// Collects `targets` that are due, then writes the state file if
+    /// anything changed. No retry starts after `deadline`.
+    pub async fn collect(&self, targets: Vec<Arc<Target>>, deadline: Option<Instant>) {
+        for t in &targets {
             t.pending.store(true, Ordering::Release);
         }
-        let changed = futures_util::stream::iter(self.targets.clone())
+        let changed = futures_util::stream::iter(targets)
             .map(|t| async move { self.collect_target(&t, deadline).await })
             .buffer_unordered(self.settings.concurrency)
             .fold(false, |acc, dirty| async move { acc | dirty })

@@ -7,12 +7,13 @@ mod listen;
 
 pub use listen::run;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,7 +28,7 @@ use crate::config::{CollectorKind, Config, LoadedConfig, Shard, TargetSpec};
 use crate::graph::GraphClient;
 use crate::graph::budget::{Budget, BudgetSettings};
 use crate::metrics::Metrics;
-use crate::metrics::encode::{Format, encode, with_unfinished_down};
+use crate::metrics::encode::{Format, encode, only_target, with_unfinished_down};
 use crate::telemetry;
 use crate::web::{self, WebConfig};
 
@@ -264,6 +265,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
+        .route("/probe", get(probe))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(web, web::guard))
 }
@@ -305,10 +307,74 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     if let Some(id) = telemetry::sampled_trace_id(&span) {
         span.record("trace_id", id.as_str());
     }
-    scrape(state, headers, span.clone()).instrument(span).await
+    scrape(state, headers, span.clone(), None)
+        .instrument(span)
+        .await
 }
 
-async fn scrape(state: Arc<AppState>, headers: HeaderMap, span: tracing::Span) -> Response {
+/// One target of `/probe`.
+struct Probe {
+    collector: String,
+    target: Arc<crate::collector::Target>,
+}
+
+async fn probe(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let bad = |msg: String| (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response();
+    let Some(id) = q.get("target").map(|t| t.trim()).filter(|t| !t.is_empty()) else {
+        return bad("probe: the target parameter is missing: /probe?target=<WABA or phone number id>&collector=<activities|message_history>".into());
+    };
+    let collector = match q.get("collector").map(String::as_str) {
+        Some(c @ ("activities" | "message_history")) => c,
+        Some(other) => {
+            return bad(format!(
+                "probe: unknown collector {other:?}: activities or message_history"
+            ));
+        }
+        None => {
+            return bad(
+                "probe: the collector parameter is missing: activities or message_history".into(),
+            );
+        }
+    };
+    let Some(target) = state.collectors().find(collector, id) else {
+        return bad(format!(
+            "probe: {collector} target {id:?} is not collected by this process: not in the configuration, not discovered, or in another shard"
+        ));
+    };
+    let span = tracing::info_span!(
+        "probe",
+        otel.kind = "server",
+        collector,
+        target = id,
+        format = Empty,
+        deadline_ms = Empty,
+        unfinished = Empty,
+        trace_id = Empty,
+    );
+    telemetry::continue_trace(&span, &headers);
+    if let Some(id) = telemetry::sampled_trace_id(&span) {
+        span.record("trace_id", id.as_str());
+    }
+    let probe = Probe {
+        collector: collector.to_string(),
+        target,
+    };
+    scrape(state, headers, span.clone(), Some(probe))
+        .instrument(span)
+        .await
+}
+
+/// A scrape of every target, or (`/probe`) of one, answered with its series only.
+async fn scrape(
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    span: tracing::Span,
+    probe: Option<Probe>,
+) -> Response {
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let deadline = scrape_deadline(&headers, state.options.timeout_offset);
     span.record("format", format.name());
@@ -323,10 +389,16 @@ async fn scrape(state: Arc<AppState>, headers: HeaderMap, span: tracing::Span) -
     // values the next scrape serves. (So the scrape span lasts until it ends.)
     let task = {
         let state = state.clone();
+        let one = probe.as_ref().map(|p| p.target.clone());
         tokio::spawn(
             async move {
-                state.refresh_discovery().await;
-                state.collectors().collect_all(deadline).await
+                match one {
+                    Some(t) => state.collectors().collect(vec![t], deadline).await,
+                    None => {
+                        state.refresh_discovery().await;
+                        state.collectors().collect_all(deadline).await
+                    }
+                }
             }
             .instrument(span.clone()),
         )
@@ -352,11 +424,14 @@ async fn scrape(state: Arc<AppState>, headers: HeaderMap, span: tracing::Span) -
     };
     span.record("unfinished", unfinished.len());
     let response = match encode(&state.registry, format) {
-        Ok(body) => (
-            [(header::CONTENT_TYPE, format.content_type())],
-            with_unfinished_down(&body, &unfinished),
-        )
-            .into_response(),
+        Ok(body) => {
+            let body = with_unfinished_down(&body, &unfinished);
+            let body = match &probe {
+                Some(p) => only_target(&body, &p.collector, &p.target.labels.target),
+                None => body,
+            };
+            ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot encode metrics");
             (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response()
@@ -392,7 +467,8 @@ async fn landing(State(state): State<Arc<AppState>>) -> Html<String> {
          <li><a href=\"{0}\">{0}</a>: metrics</li>\
          <li><a href=\"/-/healthy\">/-/healthy</a>: the process is up</li>\
          <li><a href=\"/-/ready\">/-/ready</a>: the configuration is loaded</li>\
-         <li>POST /-/reload: read the configuration file again</li></ul></body></html>",
+         <li>POST /-/reload: read the configuration file again</li>\
+         <li>/probe?target=ID&amp;collector=activities|message_history: one target only</li></ul></body></html>",
         state.options.telemetry_path
     ))
 }

@@ -10,6 +10,7 @@ mod discovery;
 mod exposition;
 mod faults;
 mod lifecycle;
+mod probe;
 mod properties;
 mod resilience;
 mod restart;
