@@ -213,7 +213,7 @@ async fn every_query_runs_on_a_real_prometheus_and_shows_data() {
             checked += 1;
         }
     }
-    // 4 variables, 10 overview queries (9 panels), 11 health queries.
-    assert_eq!(checked, 4 + 10 + 11);
+    // 4 variables, 12 overview queries (10 panels), 11 health queries.
+    assert_eq!(checked, 4 + 12 + 11);
     stack.stop().await;
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::*;
-use whatsapp_exporter::sim::{SimActivity, SimEvent, Simulator};
+use whatsapp_exporter::sim::{SimActivity, SimEvent, SimPhoneNumber, Simulator};
 
 /// A running simulator + exporter + Prometheus; everything stops on drop.
 pub struct Stack {
@@ -33,8 +33,16 @@ impl Stack {
         let prometheus = external_tool("prometheus", "prometheus")?;
         let dir = temp_dir(name);
         let (sim, url) = simulator().await;
-        let exp =
-            Exporter::start(&config_yaml(&url, "  lookback: 1h\n  max_pages: 50\n", "")).await;
+        // The account's numbers are discovered, so their health shows too.
+        for (p, display) in [(PHONE, "+1 555-0100"), (PHONE2, "+1 555-0101")] {
+            sim.list_phone(WABA, p, SimPhoneNumber::new(display, "Acme"));
+        }
+        let yaml = config_yaml(&url, "  lookback: 1h\n  max_pages: 50\n", "").replace(
+            &format!("    phone_number_ids: [\"{PHONE}\", \"{PHONE2}\"]\n"),
+            "",
+        );
+        assert!(!yaml.contains("phone_number_ids"), "{yaml}");
+        let exp = Exporter::start(&yaml).await;
         let alerting = match alertmanager {
             Some(port) => format!(
                 "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"127.0.0.1:{port}\"]\n"
