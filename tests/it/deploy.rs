@@ -47,9 +47,13 @@ fn kubernetes_manifests_hang_together() {
         }
         assert!(obj["metadata"]["name"].is_string(), "{r}: no name");
     }
-    // Every manifest in the folder is listed.
+    // Every manifest in the folder is listed (overlays live in subfolders).
     for entry in std::fs::read_dir(&dir).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
+        let entry = entry.unwrap();
+        if entry.path().is_dir() {
+            continue;
+        }
+        let name = entry.file_name().into_string().unwrap();
         assert!(
             name == "kustomization.yaml" || resources.contains(&name.as_str()),
             "{name} is not in kustomization.yaml"
@@ -121,6 +125,79 @@ fn the_configmap_config_passes_config_check() {
         .env_remove("WHATSAPP_ACCESS_TOKEN");
     let out = run_ok(check);
     assert!(out.contains("configuration is valid"), "{out}");
+}
+
+#[test]
+fn the_sharded_overlay_runs_one_shard_per_pod() {
+    let dir = repo().join("deploy/kubernetes/sharded");
+    let k = &docs(&dir.join("kustomization.yaml"))[0];
+    assert_eq!(k["resources"][0], "../");
+    let patches: Vec<&str> = k["patches"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    for p in &patches {
+        assert!(dir.join(p).is_file(), "{p}");
+    }
+    let sts = &docs(&dir.join("statefulset-patch.yaml"))[0];
+    let replicas = sts["spec"]["replicas"].as_u64().unwrap();
+    let env = &sts["spec"]["template"]["spec"]["containers"][0]["env"][0];
+    assert_eq!(env["name"], "POD_NAME");
+    assert_eq!(env["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+    let cm = &docs(&dir.join("configmap-patch.yaml"))[0];
+    let config = cm["data"]["config.yml"].as_str().unwrap();
+    let parsed: Yaml = serde_norway::from_str(config).unwrap();
+    assert_eq!(
+        parsed["shard"]["count"].as_u64(),
+        Some(replicas),
+        "one shard per pod"
+    );
+    // The config is valid, and a pod's name gives its shard.
+    let tmp = temp_dir("deploy-sharded");
+    std::fs::write(tmp.join("token"), "EAAG-placeholder\n").unwrap();
+    let cfg = tmp.join("config.yml");
+    std::fs::write(
+        &cfg,
+        config.replace(
+            "/run/secrets/whatsapp/token",
+            tmp.join("token").to_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    let mut check = Command::new(env!("CARGO_BIN_EXE_whatsapp-exporter"));
+    check.args([
+        "--config.check",
+        &format!("--config.file={}", cfg.display()),
+    ]);
+    run_ok(check);
+    let shard = whatsapp_exporter::config::Shard::from_config(
+        &serde_norway::from_value(parsed["shard"].clone()).unwrap(),
+        |k| (k == "POD_NAME").then(|| "whatsapp-exporter-2".to_string()),
+    );
+    assert_eq!(shard.map(|s| (s.index, s.count)), Ok((2, 3)));
+}
+
+#[test]
+fn the_readme_probe_scrape_config_passes_promtool() {
+    let Some(promtool) = external_tool("promtool", "prometheus") else {
+        return;
+    };
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = &readme[readme.find("### Multi-target mode").unwrap()..];
+    let block = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap();
+    let dir = temp_dir("deploy-probe");
+    std::fs::write(dir.join("prometheus.yml"), block).unwrap();
+    let mut check = Command::new(promtool);
+    check
+        .args(["check", "config"])
+        .arg(dir.join("prometheus.yml"));
+    run_ok(check);
 }
 
 #[test]
