@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::stack::start_prometheus;
+use crate::stack::{prometheus_api, start_prometheus};
 use crate::support::*;
 use whatsapp_exporter::sim::{SimEvent, SimPhoneNumber};
 
@@ -109,22 +109,12 @@ async fn two_shards_cover_every_target_once_and_sum_to_one_process() {
     }
     let client = reqwest::Client::new();
     let query = |q: String| {
-        let client = client.clone();
-        let prom = prom.clone();
+        let (client, prom) = (client.clone(), prom.clone());
         async move {
-            let v: serde_json::Value = client
-                .get(format!("{prom}/api/v1/query"))
-                .query(&[("query", q)])
-                .send()
-                .await
-                .ok()?
-                .json()
+            let data = prometheus_api(&client, &prom, "query", &[("query", &q)])
                 .await
                 .ok()?;
-            v["data"]["result"][0]["value"][1]
-                .as_str()?
-                .parse::<f64>()
-                .ok()
+            data["result"][0]["value"][1].as_str()?.parse::<f64>().ok()
         }
     };
     let sharded = format!("instance=~\"{a0}|{a1}\"");

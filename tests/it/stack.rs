@@ -84,20 +84,8 @@ impl Stack {
 
     /// An instant query; `Err` with Prometheus' message if it is refused.
     pub async fn query(&self, q: &str) -> Result<Value, String> {
-        let v: Value = self
-            .client
-            .get(format!("{}/api/v1/query", self.prometheus))
-            .query(&[("query", q)])
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        if v["status"] != "success" {
-            return Err(format!("{}: {}", v["errorType"], v["error"]));
-        }
-        Ok(v["data"]["result"].clone())
+        let data = prometheus_api(&self.client, &self.prometheus, "query", &[("query", q)]).await?;
+        Ok(data["result"].clone())
     }
 
     /// Waits until `q` returns at least one series; panics if Prometheus
@@ -125,6 +113,29 @@ impl Stack {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Calls `GET /api/v1/<path>` of the Prometheus at `base`; its `data`, or
+/// `Err` with Prometheus' message if it refuses.
+pub async fn prometheus_api(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    params: &[(&str, &str)],
+) -> Result<Value, String> {
+    let v: Value = client
+        .get(format!("{base}/api/v1/{path}"))
+        .query(params)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    if v["status"] != "success" {
+        return Err(format!("{}: {}", v["errorType"], v["error"]));
+    }
+    Ok(v["data"].clone())
 }
 
 /// Starts `prometheus` (1 s scrapes and rule evaluation) scraping job

@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message;
 
-use crate::stack::start_prometheus;
+use crate::stack::{prometheus_api, start_prometheus};
 use crate::support::*;
 use whatsapp_exporter::sim::{Fault, SimEvent, Simulator};
 
@@ -604,23 +604,19 @@ async fn prometheus_stores_the_exemplars_and_they_name_exported_traces() {
         Duration::from_secs(60),
         "exemplars in Prometheus",
         || async {
-            let v: serde_json::Value = client
-                .get(format!("{prom_url}/api/v1/query_exemplars"))
-                .query(&[
-                    (
-                        "query",
-                        "whatsapp_graph_api_request_duration_seconds_bucket",
-                    ),
-                    ("start", &(now() - 600).to_string()),
-                    ("end", &(now() + 60).to_string()),
-                ])
-                .send()
-                .await
-                .ok()?
-                .json()
+            let (start, end) = ((now() - 600).to_string(), (now() + 60).to_string());
+            let params = [
+                (
+                    "query",
+                    "whatsapp_graph_api_request_duration_seconds_bucket",
+                ),
+                ("start", start.as_str()),
+                ("end", end.as_str()),
+            ];
+            let data = prometheus_api(&client, &prom_url, "query_exemplars", &params)
                 .await
                 .ok()?;
-            let ids: Vec<String> = v["data"]
+            let ids: Vec<String> = data
                 .as_array()?
                 .iter()
                 .flat_map(|series| series["exemplars"].as_array().into_iter().flatten())
