@@ -180,27 +180,6 @@ fn the_sharded_overlay_runs_one_shard_per_pod() {
 }
 
 #[test]
-fn the_readme_probe_scrape_config_passes_promtool() {
-    let Some(promtool) = external_tool("promtool", "prometheus") else {
-        return;
-    };
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let section = &readme[readme.find("### Multi-target mode").unwrap()..];
-    let block = section
-        .split("```yaml\n")
-        .nth(1)
-        .and_then(|b| b.split("```").next())
-        .unwrap();
-    let dir = temp_dir("deploy-probe");
-    std::fs::write(dir.join("prometheus.yml"), block).unwrap();
-    let mut check = Command::new(promtool);
-    check
-        .args(["check", "config"])
-        .arg(dir.join("prometheus.yml"));
-    run_ok(check);
-}
-
-#[test]
 fn the_prometheusrule_carries_the_shipped_rules() {
     let rule = k8s("prometheusrule.yaml");
     assert_eq!(rule["kind"], "PrometheusRule");

@@ -90,3 +90,94 @@ async fn probe_collects_one_target_and_shows_only_its_series() {
     }
     exp.stop().await;
 }
+
+/// The scrape config of the README's "Multi-target mode", run by a real
+/// Prometheus against two replicas: every target is probed, each on one
+/// replica only, always the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_probe_config_spreads_targets_over_replicas() {
+    let Some(prometheus) = external_tool("prometheus", "prometheus") else {
+        return;
+    };
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let section = &readme[readme.find("### Multi-target mode").unwrap()..];
+    let block = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap();
+    // Two replicas, each with its own simulator, so requests tell who probed what.
+    let (sim0, url0) = simulator().await;
+    let (sim1, url1) = simulator().await;
+    let exp0 = Exporter::start(&config_yaml(&url0, "", "")).await;
+    let exp1 = Exporter::start(&config_yaml(&url1, "", "")).await;
+    let config = block
+        .replace("scrape_interval: 60s", "scrape_interval: 1s")
+        .replace("scrape_timeout: 30s", "scrape_timeout: 1s")
+        .replace(
+            "whatsapp-exporter-0.whatsapp-exporter:9917",
+            exp0.url.trim_start_matches("http://"),
+        )
+        .replace(
+            "whatsapp-exporter-1.whatsapp-exporter:9917",
+            exp1.url.trim_start_matches("http://"),
+        );
+    let dir = temp_dir("probe-prometheus");
+    std::fs::write(dir.join("prometheus.yml"), &config).unwrap();
+    let port = free_port();
+    let _prom = Running(
+        std::process::Command::new(prometheus)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let prom = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let up = eventually(
+        std::time::Duration::from_secs(60),
+        "three probed targets up",
+        || {
+            let (client, prom) = (client.clone(), prom.clone());
+            async move {
+                let data = crate::stack::prometheus_api(
+                    &client,
+                    &prom,
+                    "query",
+                    &[("query", "whatsapp_up{job=\"whatsapp-probe\"} == 1")],
+                )
+                .await
+                .ok()?;
+                let r = data["result"].as_array()?.clone();
+                (r.len() == 3).then_some(r)
+            }
+        },
+    )
+    .await;
+    for s in &up {
+        // Each probe's own series only, labelled with its target.
+        assert_eq!(s["metric"]["instance"], s["metric"]["target"], "{s}");
+    }
+    // Each target went to one replica.
+    for (edge, id) in [
+        ("message_history", PHONE),
+        ("message_history", PHONE2),
+        ("activities", WABA),
+    ] {
+        let (a, b) = (sim0.requests(edge, id), sim1.requests(edge, id));
+        assert!((a == 0) != (b == 0), "{id}: {a} and {b} requests");
+    }
+    exp0.stop().await;
+    exp1.stop().await;
+}
