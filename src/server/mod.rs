@@ -304,9 +304,6 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     span.set_attribute("http.request.method", "GET");
     span.set_attribute("url.path", state.options.telemetry_path.clone());
     telemetry::continue_trace(&span, &headers);
-    if let Some(id) = telemetry::sampled_trace_id(&span) {
-        span.record("trace_id", id.as_str());
-    }
     scrape(state, headers, span.clone(), None)
         .instrument(span)
         .await
@@ -356,9 +353,6 @@ async fn probe(
         trace_id = Empty,
     );
     telemetry::continue_trace(&span, &headers);
-    if let Some(id) = telemetry::sampled_trace_id(&span) {
-        span.record("trace_id", id.as_str());
-    }
     let probe = Probe {
         collector: collector.to_string(),
         target,

@@ -122,14 +122,18 @@ pub fn inject_trace_context(span: &tracing::Span, headers: &mut reqwest::header:
     TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
 }
 
-/// Makes `span` a child of the W3C trace context in incoming `headers`, if any.
+/// Makes `span` (a request's root span) a child of the W3C trace context in
+/// incoming `headers`, if any, and records its `trace_id` field (declared
+/// empty) when the trace is sampled, so its log lines name the trace.
 pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
-    if headers.get("traceparent").is_none() {
-        return;
+    if headers.get("traceparent").is_some() {
+        let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+        if cx.span().span_context().is_valid() {
+            let _ = span.set_parent(cx);
+        }
     }
-    let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-    if cx.span().span_context().is_valid() {
-        let _ = span.set_parent(cx);
+    if let Some(id) = sampled_trace_id(span) {
+        span.record("trace_id", id.as_str());
     }
 }
 
