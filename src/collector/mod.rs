@@ -585,7 +585,10 @@ impl Collectors {
     }
 
     /// Like [`Collectors::save_state`], but a target whose collection is
-    /// still in flight at `deadline` keeps the record it had in the file.
+    /// still in flight at `deadline` keeps the record it had in the file,
+    /// and with a deadline (shutdown) nothing is written when nothing changed
+    /// since the last write: a stop before the first scrape keeps the records
+    /// of numbers not discovered yet.
     pub async fn save_state_by(&self, deadline: Option<Instant>) {
         let Some(path) = self.state_file.clone() else {
             return;
@@ -595,6 +598,7 @@ impl Collectors {
             ..Default::default()
         };
         let mut previous: Option<StateFile> = None;
+        let mut changed = deadline.is_none();
         for t in &self.targets {
             let key = state_file::target_key(&t.labels.collector, &t.labels.target);
             let locked = match deadline {
@@ -602,6 +606,7 @@ impl Collectors {
                 Some(d) => tokio::time::timeout_at(d.into(), t.state.lock()).await.ok(),
             };
             let Some(mut st) = locked else {
+                changed = true;
                 let prev =
                     previous.get_or_insert_with(|| state_file::load(&path).unwrap_or_default());
                 tracing::warn!(collector = %t.labels.collector, target = %t.labels.target, "collection still in flight: its last saved state is kept");
@@ -613,6 +618,7 @@ impl Collectors {
             if !st.baseline_done {
                 continue;
             }
+            changed |= st.dirty;
             st.dirty = false;
             file.targets.insert(
                 key,
@@ -622,6 +628,9 @@ impl Collectors {
                     partial: st.partial,
                 },
             );
+        }
+        if !changed {
+            return;
         }
         let result = tokio::task::spawn_blocking(move || state_file::save(&path, &file))
             .await

@@ -118,3 +118,33 @@ async fn discovered_numbers_join_leave_and_report_their_health() {
     assert_eq!(sent(&m, PHONE3), Some(1.0));
     exp.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovered_numbers_resume_from_the_state_file_after_a_restart() {
+    let (sim, url) = simulator().await;
+    sim.list_phone(WABA, PHONE, SimPhoneNumber::new("+1 555-0100", "Acme"));
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
+    let dir = temp_dir("discovery-restart");
+    let yaml = format!(
+        "graph_api:\n  base_url: {url}\naccounts:\n  - waba_id: \"{WABA}\"\n\
+         collect:\n  min_interval: 0s\nstate_file: {}\n",
+        dir.join("state.json").display()
+    );
+    let exp = Exporter::start(&yaml).await;
+    exp.scrape().await; // discovery and baseline
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
+    assert_eq!(sent(&exp.scrape().await, PHONE), Some(1.0));
+    exp.stop().await;
+
+    // While it is down, one more message; a stop before any scrape keeps the file.
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
+    Exporter::start(&yaml).await.stop().await;
+    let exp = Exporter::start(&yaml).await;
+    let m = exp.scrape().await;
+    assert_eq!(
+        sent(&m, PHONE),
+        Some(1.0),
+        "the downtime message is counted once: the number resumed from its saved state, not a new baseline"
+    );
+    exp.stop().await;
+}
