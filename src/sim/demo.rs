@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Fault, SimActivity, SimEvent, Simulator};
+use super::{Fault, SimActivity, SimEvent, SimPhoneNumber, Simulator};
 
 /// The demo's token (it only ever travels over loopback to the simulator).
 pub const DEMO_TOKEN: &str = "demo-token-not-a-secret";
@@ -43,13 +43,14 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The demo configuration, for a simulator at `base_url`.
+/// The demo configuration, for a simulator at `base_url`: the account's
+/// phone numbers are discovered, so their health shows too.
 pub fn config_yaml(base_url: &str) -> String {
     format!(
         "graph_api:\n  base_url: {base_url}\n  request_timeout: 5s\n\
-         accounts:\n  - waba_id: \"{DEMO_WABA}\"\n    phone_number_ids: [\"{}\", \"{}\"]\n\
-         collect:\n  page_size: 50\n  max_pages: 20\n  lookback: 2h\n  min_interval: 5s\n",
-        DEMO_PHONES[0], DEMO_PHONES[1]
+         accounts:\n  - waba_id: \"{DEMO_WABA}\"\n\
+         collect:\n  page_size: 50\n  max_pages: 20\n  lookback: 2h\n  min_interval: 5s\n\
+         discovery:\n  interval: 1m\n"
     )
 }
 
@@ -60,7 +61,12 @@ pub async fn start() -> std::io::Result<(Simulator, String)> {
     let mut rng = StdRng::from_os_rng();
     let t0 = now() - 3600;
     for (p, phone) in DEMO_PHONES.into_iter().enumerate() {
-        sim.add_phone(phone);
+        // The second number, whose webhook fails now and then, is rated YELLOW.
+        let mut listing = SimPhoneNumber::new(&format!("+1 555-010{p}"), "Demo Business");
+        if p == 1 {
+            listing.quality_rating = Some("YELLOW".into());
+        }
+        sim.list_phone(DEMO_WABA, phone, listing);
         for i in 0..60 {
             let ts = t0 + i * 60;
             let hook = webhook_state(&mut rng, p, ts);
