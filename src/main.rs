@@ -116,19 +116,34 @@ fn check(flags: &Flags) -> ExitCode {
         eprintln!("--config.check needs --config.file=PATH");
         return ExitCode::from(2);
     };
-    match Config::load(path) {
+    let mut ok = match Config::load(path) {
         Ok(c) => {
             println!(
                 "{}: configuration is valid ({} targets)",
                 path.display(),
                 c.targets.len()
             );
-            ExitCode::SUCCESS
+            true
         }
         Err(e) => {
             eprint!("{e}");
-            ExitCode::FAILURE
+            false
         }
+    };
+    // The web configuration too, when given.
+    if let Some(web) = &flags.web_config_file {
+        match whatsapp_exporter::web::load(web) {
+            Ok(_) => println!("{}: web configuration is valid", web.display()),
+            Err(e) => {
+                eprintln!("invalid --web.config.file: {e}");
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

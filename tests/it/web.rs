@@ -274,5 +274,29 @@ fn a_bad_web_config_is_a_clear_error_at_start_up() {
             err.contains("--web.config.file") && err.contains(want),
             "{text}: {err}"
         );
+        // --config.check checks it too.
+        let cfg = dir.join("config.yml");
+        std::fs::write(dir.join("token"), "t\n").unwrap();
+        std::fs::write(
+            &cfg,
+            format!(
+                "graph_api:\n  access_token_file: {}\naccounts:\n  - waba_id: \"1\"\n",
+                dir.join("token").display()
+            ),
+        )
+        .unwrap();
+        let check = std::process::Command::new(env!("CARGO_BIN_EXE_whatsapp-exporter"))
+            .args([
+                "--config.check",
+                &format!("--config.file={}", cfg.display()),
+                &format!("--web.config.file={}", path.display()),
+            ])
+            .output()
+            .unwrap();
+        assert!(!check.status.success(), "{text}");
+        assert!(
+            String::from_utf8_lossy(&check.stderr).contains(want),
+            "{text}"
+        );
     }
 }
