@@ -619,7 +619,8 @@ impl Config {
     }
 }
 
-fn is_digits(s: &str) -> bool {
+/// A non-empty string of ASCII digits: the shape of every Graph API id here.
+pub(crate) fn is_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use crate::collector::label_value;
-use crate::config::{AccountSpec, CollectorKind, LoadedConfig, TargetSpec};
+use crate::config::{AccountSpec, CollectorKind, LoadedConfig, TargetSpec, is_digits};
 use crate::graph::GraphClient;
 use crate::graph::PageRequest;
 use crate::graph::model::PhoneNumber;
@@ -123,7 +123,7 @@ impl Discovery {
             let ids: BTreeSet<String> = listed
                 .iter()
                 .filter_map(|p| p.id.clone())
-                .filter(|id| id.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty())
+                .filter(|id| is_digits(id))
                 .collect();
             if a.discover && found.by_waba.get(&a.waba_id) != Some(&ids) {
                 tracing::info!(waba_id = %a.waba_id, phone_numbers = ids.len(), "discovered phone numbers changed");

@@ -204,6 +204,33 @@ impl Target {
     }
 }
 
+/// The state of a target new to this process: its series created, and its
+/// record in the state file (`saved`), if any, restored and pruned at `edge`.
+fn fresh_state(
+    metrics: &Metrics,
+    spec: &TargetSpec,
+    saved: &mut StateFile,
+    edge: i64,
+) -> TargetState {
+    let collector = spec.collector.as_str();
+    metrics.init_target(collector, &spec.id);
+    let state = saved
+        .targets
+        .remove(&state_file::target_key(collector, &spec.id))
+        .map(|rec| TargetState::restored(rec, edge))
+        .unwrap_or_default();
+    if let Some(t) = state.last_event {
+        metrics
+            .last_event
+            .get_or_create(&TargetLabels {
+                collector: collector.to_string(),
+                target: spec.id.clone(),
+            })
+            .set(t as f64);
+    }
+    state
+}
+
 /// Clears a target's `pending` flag when its collection step ends, however it ends.
 struct PendingGuard<'a>(&'a AtomicBool);
 
@@ -278,21 +305,10 @@ impl Collectors {
         let targets = targets
             .iter()
             .map(|spec| {
-                let collector = spec.collector.as_str();
-                metrics.init_target(collector, &spec.id);
-                let state = restored
-                    .targets
-                    .remove(&state_file::target_key(collector, &spec.id))
-                    .map(|rec| TargetState::restored(rec, edge))
-                    .unwrap_or_default();
-                let target = Target::new(spec.clone(), state);
-                if let Some(t) = target.state.try_lock().ok().and_then(|s| s.last_event) {
-                    metrics
-                        .last_event
-                        .get_or_create(&target.labels)
-                        .set(t as f64);
-                }
-                target
+                Target::new(
+                    spec.clone(),
+                    fresh_state(&metrics, spec, &mut restored, edge),
+                )
             })
             .collect();
         Collectors {
@@ -361,17 +377,13 @@ impl Collectors {
             let state = match old.remove(&key) {
                 Some(t) => t.retire().await,
                 None => {
-                    self.metrics.init_target(collector, &spec.id);
                     let file = saved.get_or_insert_with(|| {
                         state_file
                             .as_deref()
                             .and_then(|p| state_file::load(p).ok())
                             .unwrap_or_default()
                     });
-                    file.targets
-                        .remove(&key)
-                        .map(|rec| TargetState::restored(rec, edge))
-                        .unwrap_or_default()
+                    fresh_state(&self.metrics, spec, file, edge)
                 }
             };
             targets.push(Target::new(spec.clone(), state));
@@ -652,7 +664,8 @@ impl Collectors {
     }
 }
 
-fn unix_now_f64() -> f64 {
+/// Now, in Unix seconds with a fraction (for `_timestamp_seconds` gauges).
+pub(crate) fn unix_now_f64() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())

@@ -10,7 +10,7 @@ pub use listen::run;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -22,8 +22,8 @@ use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::collector::Collectors;
 use crate::collector::discovery::Discovery;
+use crate::collector::{Collectors, unix_now_f64};
 use crate::config::{CollectorKind, Config, LoadedConfig, Shard, TargetSpec};
 use crate::graph::GraphClient;
 use crate::graph::budget::{Budget, BudgetSettings};
@@ -96,13 +96,6 @@ fn budget_settings(loaded: &LoadedConfig) -> BudgetSettings {
     }
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 impl AppState {
     /// Builds registry, metrics, client and collectors for a configuration.
     pub fn new(loaded: &LoadedConfig, options: Options) -> anyhow::Result<Arc<Self>> {
@@ -119,7 +112,7 @@ impl AppState {
             metrics.clone(),
         ));
         metrics.reload_successful.set(1);
-        metrics.reload_timestamp.set(unix_now());
+        metrics.reload_timestamp.set(unix_now_f64());
         Ok(Arc::new(AppState {
             registry,
             metrics,
@@ -155,7 +148,7 @@ impl AppState {
         match &result {
             Ok(n) => {
                 self.metrics.reload_successful.set(1);
-                self.metrics.reload_timestamp.set(unix_now());
+                self.metrics.reload_timestamp.set(unix_now_f64());
                 tracing::info!(targets = n, "configuration reloaded");
             }
             Err(e) => {
