@@ -47,9 +47,10 @@ impl<L: Clone + Hash + Eq, M, C: MetricConstructor<M>> Tracked<L, M, C> {
     /// The series of `l`, created if absent (see [`Family::get_or_create`]).
     /// Only a creation takes the lock of the label-set list.
     pub fn get_or_create(&self, l: &L) -> impl std::ops::Deref<Target = M> + '_ {
-        if self.family.get(l).is_none() {
-            self.note(l);
+        if let Some(existing) = self.family.get(l) {
+            return existing;
         }
+        self.note(l);
         self.family.get_or_create(l)
     }
 
