@@ -9,15 +9,15 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use prometheus_client::registry::Registry;
 use serde_json::json;
 
 use whatsapp_exporter::collector::message_history::scan_page;
 use whatsapp_exporter::collector::seen::SeenEvents;
 use whatsapp_exporter::graph::client::decode_response;
 use whatsapp_exporter::graph::model::{MessageHistory, Page};
-use whatsapp_exporter::metrics::encode::{Format, encode};
-use whatsapp_exporter::metrics::{Metrics, StatusLabels, WebhookLabels};
+use whatsapp_exporter::metrics::encode::Format;
+use whatsapp_exporter::metrics::labels::{MESSAGE_HISTORY, StatusLabels, WebhookLabels};
+use whatsapp_exporter::metrics::{Exposition, Metrics, Scope, TargetLabels};
 use whatsapp_exporter::secret::AccessToken;
 
 const NOW: i64 = 1_795_000_000;
@@ -103,17 +103,21 @@ fn decode_and_count(c: &mut Criterion) {
     g.finish();
 }
 
-/// A registry holding about `series` series, shaped like a real exporter's:
-/// per phone number 5 target series, 5 statuses and 4 webhook states.
-fn registry(series: usize) -> Registry {
-    let mut r = Registry::default();
+/// The exporter's families holding about `series` series, shaped like a real
+/// exporter's: per phone number 5 target series, 5 statuses and 4 webhook states.
+fn exposition(series: usize) -> Exposition {
+    let mut r = Exposition::default();
     let m = Metrics::register(&mut r, "bench", "bench");
     let phones = series / 14;
     for p in 0..phones {
         let phone = format!("{}", 1_000_000_000_000_000u64 + p as u64);
-        m.init_target("message_history", &phone);
+        m.init_target(&TargetLabels {
+            collector: MESSAGE_HISTORY,
+            target: phone.clone(),
+        });
         for s in STATUSES {
-            m.status_events
+            m.events
+                .status_events
                 .get_or_create(&StatusLabels {
                     phone_number_id: phone.clone(),
                     delivery_status: s.into(),
@@ -121,7 +125,8 @@ fn registry(series: usize) -> Registry {
                 .inc_by(p as u64);
         }
         for s in ["DELIVERED", "FAILED", "ERROR", "RETRYING"] {
-            m.webhook_updates
+            m.events
+                .webhook_updates
                 .get_or_create(&WebhookLabels {
                     phone_number_id: phone.clone(),
                     application_id: "9876543210987654".into(),
@@ -137,15 +142,17 @@ fn encode_metrics(c: &mut Criterion) {
     let mut g = c.benchmark_group("encode_metrics");
     g.sample_size(20);
     for series in [1_000, 10_000, 100_000] {
-        let r = registry(series);
-        let lines = encode(&r, Format::OpenMetrics)
+        let r = exposition(series);
+        let whole = Scope::default();
+        let lines = r
+            .encode(Format::OpenMetrics, &whole)
             .unwrap()
             .lines()
             .filter(|l| !l.starts_with('#'))
             .count();
         for format in [Format::OpenMetrics, Format::Classic] {
             g.bench_function(format!("{}_{lines}_series", format.name()), |b| {
-                b.iter(|| black_box(encode(&r, format).unwrap().len()))
+                b.iter(|| black_box(r.encode(format, &whole).unwrap().len()))
             });
         }
     }

@@ -1,11 +1,30 @@
-//! Why a Graph API call or a collection failed.
+//! Why a Graph API call failed, in the terms its callers need.
 //!
-//! [`GraphError::kind`] is the `error_code` label value of
-//! `whatsapp_graph_api_errors_total`; [`GraphError::hint`] tells an operator
-//! what to do. Messages never contain the access token: everything taken from
-//! a response body is redacted before it gets here.
+//! [`GraphError::error_code`] is the `error_code` label value of
+//! `whatsapp_graph_api_errors_total`; [`GraphError::rate_limit`] tells the
+//! budget whether, and how widely, to hold calls back;
+//! [`GraphError::is_retryable`] tells the client whether to try again;
+//! [`GraphError::hint`] tells an operator what to do. Messages never contain
+//! the access token: everything taken from a response body is redacted
+//! before it gets here.
 
+use std::borrow::Cow;
 use std::time::Duration;
+
+/// Graph error codes that mean "rate limited"; code 4 is the app-wide limit.
+pub const RATE_LIMIT_CODES: [i64; 6] = [4, 17, 32, 613, 80007, 130429];
+
+/// The Graph error code of the application-level rate limit.
+const APP_RATE_LIMIT_CODE: i64 = 4;
+
+/// Which calls a rate limit holds back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitScope {
+    /// Every target on the same token (the app's limit, code 4).
+    App,
+    /// The target whose call was refused (business use case limits, HTTP 429).
+    Target,
+}
 
 /// A failed Graph API request or pagination step.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -51,17 +70,35 @@ pub enum GraphError {
 }
 
 impl GraphError {
-    /// The `error_code` label value.
-    pub fn kind(&self) -> String {
+    /// The `error_code` label value: the Graph error code, `http_<status>`,
+    /// or one of ours (`decode`, `network`, `timeout`, ...).
+    pub fn error_code(&self) -> Cow<'static, str> {
         match self {
-            GraphError::Api { code, .. } => code.to_string(),
-            GraphError::Http { status } => format!("http_{status}"),
-            GraphError::Decode(_) => "decode".into(),
-            GraphError::Network(_) => "network".into(),
-            GraphError::Timeout(_) => "timeout".into(),
-            GraphError::TooLarge(_) => "too_large".into(),
-            GraphError::CursorLoop => "cursor_loop".into(),
-            GraphError::Throttled(_) => "throttled".into(),
+            GraphError::Api { code, .. } => Cow::Owned(code.to_string()),
+            GraphError::Http { status } => Cow::Owned(format!("http_{status}")),
+            GraphError::Decode(_) => Cow::Borrowed("decode"),
+            GraphError::Network(_) => Cow::Borrowed("network"),
+            GraphError::Timeout(_) => Cow::Borrowed("timeout"),
+            GraphError::TooLarge(_) => Cow::Borrowed("too_large"),
+            GraphError::CursorLoop => Cow::Borrowed("cursor_loop"),
+            GraphError::Throttled(_) => Cow::Borrowed("throttled"),
+        }
+    }
+
+    /// Whether Meta refused the call for its rate limits, and whose calls
+    /// that holds back.
+    pub fn rate_limit(&self) -> Option<RateLimitScope> {
+        match self {
+            GraphError::Api { code, .. } if *code == APP_RATE_LIMIT_CODE => {
+                Some(RateLimitScope::App)
+            }
+            GraphError::Api { code, .. } if RATE_LIMIT_CODES.contains(code) => {
+                Some(RateLimitScope::Target)
+            }
+            GraphError::Api { status: 429, .. } | GraphError::Http { status: 429 } => {
+                Some(RateLimitScope::Target)
+            }
+            _ => None,
         }
     }
 
@@ -69,6 +106,9 @@ impl GraphError {
     /// failures and timeouts; never token, permission, parameter, not-found
     /// or rate-limit errors.
     pub fn is_retryable(&self) -> bool {
+        if self.rate_limit().is_some() {
+            return false;
+        }
         match self {
             GraphError::Api {
                 code,
@@ -76,10 +116,7 @@ impl GraphError {
                 is_transient,
                 ..
             } => {
-                let permanent = matches!(code, 190 | 10 | 100 | 803)
-                    || (200..=299).contains(code)
-                    || crate::graph::budget::RATE_LIMIT_CODES.contains(code)
-                    || *status == 429;
+                let permanent = matches!(code, 190 | 10 | 100 | 803) || (200..=299).contains(code);
                 !permanent && (*is_transient || *status >= 500)
             }
             GraphError::Http { status } => *status >= 500,
@@ -93,18 +130,17 @@ impl GraphError {
 
     /// What an operator should do about it.
     pub fn hint(&self) -> &'static str {
+        const TEMPORARY: &str =
+            "temporary Graph API failure: the next collection tries again; act only if it persists";
+        if self.rate_limit().is_some() {
+            return "rate limited: raise collect.min_interval or lower the number of replicas scraping";
+        }
         match self {
             GraphError::Api { code: 190, .. } => {
                 "access token expired or revoked: issue a new system-user token"
             }
             GraphError::Api { code, .. } if *code == 10 || (200..=299).contains(code) => {
                 "permission missing: grant whatsapp_business_management / whatsapp_business_messaging to the token's system user"
-            }
-            GraphError::Api {
-                code: 4 | 17 | 32 | 613 | 80007 | 130429,
-                ..
-            } => {
-                "rate limited: raise collect.min_interval or lower the number of replicas scraping"
             }
             GraphError::Api { code: 100, .. } => {
                 "invalid parameter or unknown id: check the id in the config and graph_api.version"
@@ -113,12 +149,8 @@ impl GraphError {
             GraphError::Api {
                 is_transient: true, ..
             }
-            | GraphError::Api { code: 1 | 2, .. } => {
-                "temporary Graph API failure: the next collection tries again; act only if it persists"
-            }
-            GraphError::Http { status } if *status >= 500 => {
-                "temporary Graph API failure: the next collection tries again; act only if it persists"
-            }
+            | GraphError::Api { code: 1 | 2, .. } => TEMPORARY,
+            GraphError::Http { status } if *status >= 500 => TEMPORARY,
             GraphError::Api { .. } | GraphError::Http { .. } => {
                 "the Graph API refused the request; see the message"
             }
@@ -139,43 +171,62 @@ impl GraphError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn kinds_are_label_values() {
-        let api = GraphError::Api {
-            status: 401,
-            code: 190,
+    fn api(status: u16, code: i64, is_transient: bool) -> GraphError {
+        GraphError::Api {
+            status,
+            code,
             subcode: None,
             message: "x".into(),
-            is_transient: false,
-        };
-        assert_eq!(api.kind(), "190");
-        assert!(api.hint().contains("system-user token"));
-        assert_eq!(GraphError::Http { status: 502 }.kind(), "http_502");
-        assert_eq!(GraphError::Decode(String::new()).kind(), "decode");
+            is_transient,
+        }
+    }
+
+    #[test]
+    fn error_codes_are_label_values() {
+        let expired = api(401, 190, false);
+        assert_eq!(expired.error_code(), "190");
+        assert!(expired.hint().contains("system-user token"));
+        assert_eq!(GraphError::Http { status: 502 }.error_code(), "http_502");
+        assert_eq!(GraphError::Decode(String::new()).error_code(), "decode");
         assert_eq!(
-            GraphError::Timeout(Duration::from_secs(1)).kind(),
+            GraphError::Timeout(Duration::from_secs(1)).error_code(),
             "timeout"
         );
-        assert_eq!(GraphError::CursorLoop.kind(), "cursor_loop");
-        assert!(!api.is_retryable());
-        let transient = GraphError::Api {
-            status: 500,
-            code: 2,
-            subcode: None,
-            message: String::new(),
-            is_transient: true,
-        };
-        assert!(transient.is_retryable());
-        let limited = GraphError::Api {
-            status: 400,
-            code: 80007,
-            subcode: None,
-            message: String::new(),
-            is_transient: true,
-        };
-        assert!(!limited.is_retryable());
+        assert_eq!(GraphError::CursorLoop.error_code(), "cursor_loop");
+        // Ours are static: no allocation for a label value we name.
+        assert!(matches!(
+            GraphError::Network(String::new()).error_code(),
+            Cow::Borrowed("network")
+        ));
+    }
+
+    #[test]
+    fn retries_only_what_may_succeed() {
+        assert!(!api(401, 190, false).is_retryable());
+        assert!(api(500, 2, true).is_retryable());
+        assert!(!api(400, 80007, true).is_retryable());
         assert!(GraphError::Http { status: 503 }.is_retryable());
         assert!(!GraphError::Http { status: 404 }.is_retryable());
+        assert!(!GraphError::Http { status: 429 }.is_retryable());
         assert!(!GraphError::Decode(String::new()).is_retryable());
+    }
+
+    #[test]
+    fn rate_limits_and_their_scope() {
+        assert_eq!(api(400, 4, false).rate_limit(), Some(RateLimitScope::App));
+        for code in RATE_LIMIT_CODES.into_iter().filter(|c| *c != 4) {
+            assert_eq!(
+                api(400, code, false).rate_limit(),
+                Some(RateLimitScope::Target),
+                "{code}"
+            );
+            assert!(api(400, code, false).hint().starts_with("rate limited"));
+        }
+        assert_eq!(
+            GraphError::Http { status: 429 }.rate_limit(),
+            Some(RateLimitScope::Target)
+        );
+        assert_eq!(api(400, 100, false).rate_limit(), None);
+        assert_eq!(GraphError::Network(String::new()).rate_limit(), None);
     }
 }

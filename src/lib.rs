@@ -27,9 +27,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod error;
+pub mod fnv;
 pub mod graph;
 pub mod metrics;
 pub mod secret;

@@ -8,16 +8,16 @@
 //! top while the walk is under way can push it onto the next page.
 
 use std::collections::HashSet;
-use std::time::Instant;
 
-use crate::collector::seen::{SeenEvents, event_key};
-use crate::collector::{Collectors, Scan, Target, TargetState, label_value};
-use crate::config::CollectorKind;
-use crate::error::GraphError;
-use crate::graph::PageRequest;
+use crate::collector::driver::Collect;
+use crate::collector::label_value;
+use crate::collector::seen::SeenEvents;
+use crate::collector::target::{Scan, TargetState, Walk};
+use crate::fnv;
+use crate::graph::Edge;
 use crate::graph::model::{Activity, Page};
-use crate::graph::paging::{End, Flow, walk};
-use crate::metrics::ActivityLabels;
+use crate::metrics::EventMetrics;
+use crate::metrics::labels::ActivityLabels;
 
 /// Fields requested: every documented field (the defaults omit id and category).
 pub const FIELDS: &str = "id,actor_business_id,actor_id,category,event_type,timestamp";
@@ -61,8 +61,8 @@ pub fn scan_page<'p>(
 
 fn identity(rec: &Activity, ts: i64) -> u64 {
     match rec.id.as_deref() {
-        Some(id) if !id.is_empty() => event_key(&["activity", id]),
-        _ => event_key(&[
+        Some(id) if !id.is_empty() => fnv::hash(&["activity", id]),
+        _ => fnv::hash(&[
             "activity-content",
             rec.event_type.as_deref().unwrap_or(""),
             rec.category.as_deref().unwrap_or(""),
@@ -73,36 +73,46 @@ fn identity(rec: &Activity, ts: i64) -> u64 {
     }
 }
 
-/// Collects one WABA; in baseline mode records are remembered, not counted.
-pub(super) async fn collect(
-    ctx: &Collectors,
-    target: &Target,
-    st: &mut TargetState,
-    edge: i64,
-    deadline: Option<Instant>,
-) -> (u32, Result<End, GraphError>) {
-    let counting = st.baseline_done;
-    let waba = target.spec.id.as_str();
-    let m = &ctx.metrics;
-    let req = PageRequest {
-        endpoint: CollectorKind::Activities,
-        id: waba,
-        token: &target.spec.token,
-        fields: FIELDS,
-        limit: ctx.settings.page_size,
-        after: None,
-        deadline,
-    };
-    // After a walk that failed partway, records it saw sit above records
-    // nobody has seen yet: seen records are no boundary until a walk completes.
-    let stop_at_seen = !st.partial;
-    let mut this_walk = HashSet::new();
-    let (pages, result) = walk::<Activity>(&ctx.client, req, ctx.settings.max_pages, |page| {
-        let scan = scan_page(page, &mut st.seen, &mut this_walk, stop_at_seen, edge);
+/// The activities collector: counts each record once by category and event type.
+#[derive(Debug, Clone)]
+pub struct ActivitiesCollector {
+    events: EventMetrics,
+}
+
+impl ActivitiesCollector {
+    /// Counting into `events`.
+    pub fn new(events: EventMetrics) -> Self {
+        ActivitiesCollector { events }
+    }
+}
+
+impl Collect for ActivitiesCollector {
+    type Record = Activity;
+    type Found = Activity;
+    const EDGE: Edge = Edge::Activities;
+    const FIELDS: &'static str = FIELDS;
+
+    fn scan<'p>(
+        &self,
+        page: &'p Page<Activity>,
+        st: &mut TargetState,
+        walk: &mut Walk,
+    ) -> Scan<'p, Activity> {
+        scan_page(
+            page,
+            &mut st.seen,
+            &mut walk.this_walk,
+            walk.stop_at_seen,
+            walk.edge,
+        )
+    }
+
+    fn count(&self, waba: &str, new: &[&Activity], _st: &mut TargetState, counting: bool) {
         // Baseline: series created at 0, nothing counted.
         let n = u64::from(counting);
-        for rec in &scan.new {
-            m.activity_events
+        for rec in new {
+            self.events
+                .activity_events
                 .get_or_create(&ActivityLabels {
                     waba_id: waba.to_string(),
                     category: label_value(rec.category.as_deref()),
@@ -110,16 +120,7 @@ pub(super) async fn collect(
                 })
                 .inc_by(n);
         }
-        st.absorb(&scan, m, target);
-        if scan.stop {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        }
-    })
-    .await;
-    st.partial = result.is_err() && (st.partial || !this_walk.is_empty());
-    (pages, result)
+    }
 }
 
 #[cfg(test)]

@@ -6,18 +6,17 @@
 //! older than the edge (or `max_pages`), and counts every event not seen
 //! before.
 
-use std::time::Instant;
+use std::collections::HashSet;
 
-use crate::collector::seen::{SeenEvents, event_key};
-use crate::collector::{
-    Collectors, MAX_LABEL_CHARS, Scan, Target, TargetState, label_value, truncate_chars,
-};
-use crate::config::CollectorKind;
-use crate::error::GraphError;
-use crate::graph::PageRequest;
+use crate::collector::driver::Collect;
+use crate::collector::seen::SeenEvents;
+use crate::collector::target::{Scan, TargetState, Walk};
+use crate::collector::{MAX_LABEL_CHARS, label_value, truncate_chars};
+use crate::fnv;
+use crate::graph::Edge;
 use crate::graph::model::{MessageHistory, Page, StatusEvent};
-use crate::graph::paging::{End, Flow, walk};
-use crate::metrics::{DeliveryErrorLabels, StatusLabels, WebhookLabels};
+use crate::metrics::EventMetrics;
+use crate::metrics::labels::{DeliveryErrorLabels, StatusLabels, WebhookLabels};
 
 /// Fields requested: the defaults omit the events.
 pub const FIELDS: &str = "id,message_id,events{id,delivery_status,webhook_update_state,timestamp,application,error_description}";
@@ -65,10 +64,10 @@ pub fn scan_page<'p>(
 /// event (not the webhook state or error, which may change) plus its message.
 fn identity(ev: &StatusEvent, msg_key: &str) -> u64 {
     match ev.id.as_deref() {
-        Some(id) if !id.is_empty() => event_key(&["event", id]),
+        Some(id) if !id.is_empty() => fnv::hash(&["event", id]),
         _ => {
             let ts = ev.timestamp.unwrap_or_default().to_string();
-            event_key(&[
+            fnv::hash(&[
                 "event-content",
                 msg_key,
                 ev.delivery_status.as_deref().unwrap_or(""),
@@ -95,34 +94,52 @@ pub fn normalise_error(desc: &str) -> String {
     truncate_chars(&out, MAX_LABEL_CHARS).trim_end().to_string()
 }
 
-/// Collects one phone number. In baseline mode (`counting` false) events are
-/// remembered and their series created at 0, but not counted.
-pub(super) async fn collect(
-    ctx: &Collectors,
-    target: &Target,
-    st: &mut TargetState,
-    edge: i64,
-    deadline: Option<Instant>,
-) -> (u32, Result<End, GraphError>) {
-    let counting = st.baseline_done;
-    let phone = target.spec.id.as_str();
-    let m = &ctx.metrics;
-    let settings = &ctx.settings;
-    let req = PageRequest {
-        endpoint: CollectorKind::MessageHistory,
-        id: phone,
-        token: &target.spec.token,
-        fields: FIELDS,
-        limit: settings.page_size,
-        after: None,
-        deadline,
-    };
-    walk::<MessageHistory>(&ctx.client, req, settings.max_pages, |page| {
-        let scan = scan_page(page, &mut st.seen, edge);
+/// The message_history collector: counts each delivery-status event once,
+/// by delivery status, webhook state and error.
+#[derive(Debug, Clone)]
+pub struct MessageHistoryCollector {
+    events: EventMetrics,
+    failure_states: HashSet<String>,
+    max_error_labels: usize,
+}
+
+impl MessageHistoryCollector {
+    /// Counting into `events`; `failure_states` are the webhook states that
+    /// count as failures; at most `max_error_labels` error labels per number.
+    pub fn new(
+        events: EventMetrics,
+        failure_states: HashSet<String>,
+        max_error_labels: usize,
+    ) -> Self {
+        MessageHistoryCollector {
+            events,
+            failure_states,
+            max_error_labels,
+        }
+    }
+}
+
+impl Collect for MessageHistoryCollector {
+    type Record = MessageHistory;
+    type Found = StatusEvent;
+    const EDGE: Edge = Edge::MessageHistory;
+    const FIELDS: &'static str = FIELDS;
+
+    fn scan<'p>(
+        &self,
+        page: &'p Page<MessageHistory>,
+        st: &mut TargetState,
+        walk: &mut Walk,
+    ) -> Scan<'p, StatusEvent> {
+        scan_page(page, &mut st.seen, walk.edge)
+    }
+
+    fn count(&self, phone: &str, new: &[&StatusEvent], st: &mut TargetState, counting: bool) {
         // In baseline mode the series are created at 0 (so the first real
         // increment shows in rate()), but nothing is counted.
         let n = u64::from(counting);
-        for ev in &scan.new {
+        let m = &self.events;
+        for ev in new {
             m.status_events
                 .get_or_create(&StatusLabels {
                     phone_number_id: phone.to_string(),
@@ -130,12 +147,12 @@ pub(super) async fn collect(
                 })
                 .inc_by(n);
             let state = label_value(ev.webhook_update_state.as_deref());
-            let failed = settings.webhook_failure_states.contains(&state);
+            let failed = self.failure_states.contains(&state);
             let application_id = label_value(app_id(ev));
             if !st.applications.contains(&application_id) {
                 // The failure-state series of a new application start at 0, so
                 // that its first failure shows in increase() and the alerts.
-                for s in &settings.webhook_failure_states {
+                for s in &self.failure_states {
                     let l = WebhookLabels {
                         phone_number_id: phone.to_string(),
                         application_id: application_id.clone(),
@@ -158,7 +175,7 @@ pub(super) async fn collect(
             let desc = ev.error_description.as_deref().map(normalise_error);
             if let Some(e) = desc.filter(|e| !e.is_empty()) {
                 let error = if st.error_labels.contains(&e)
-                    || st.error_labels.len() < settings.max_error_labels
+                    || st.error_labels.len() < self.max_error_labels
                 {
                     st.error_labels.insert(e.clone());
                     e
@@ -173,14 +190,7 @@ pub(super) async fn collect(
                     .inc_by(n);
             }
         }
-        st.absorb(&scan, m, target);
-        if scan.stop {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        }
-    })
-    .await
+    }
 }
 
 #[cfg(test)]

@@ -15,11 +15,9 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde::Deserialize;
 
-use crate::error::GraphError;
+use crate::config::CollectConfig;
+use crate::error::{GraphError, RateLimitScope};
 use crate::secret::AccessToken;
-
-/// Graph error codes that mean "rate limited".
-pub const RATE_LIMIT_CODES: [i64; 6] = [4, 17, 32, 613, 80007, 130429];
 
 /// Usage reported by one response's headers (percentages).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -121,6 +119,17 @@ pub struct BudgetSettings {
     pub max_requests_per_hour: Option<u32>,
 }
 
+impl From<&CollectConfig> for BudgetSettings {
+    fn from(c: &CollectConfig) -> Self {
+        BudgetSettings {
+            threshold_percent: c.usage_threshold_percent,
+            backoff_initial: c.backoff_initial,
+            backoff_max: c.backoff_max,
+            max_requests_per_hour: c.max_requests_per_hour,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Block {
     until: Option<Instant>,
@@ -196,8 +205,23 @@ impl Budget {
 
     /// Whether `target` on `token` is held back, without reserving a call.
     pub fn hold(&self, target: &str, token: &AccessToken) -> Option<Hold> {
+        self.check(&mut self.lock(), target, token, false).err()
+    }
+
+    /// Checks and, if allowed, reserves one call for `token`, under one
+    /// lock: concurrent targets cannot overshoot the hourly cap.
+    pub fn acquire(&self, target: &str, token: &AccessToken) -> Result<(), Hold> {
+        self.check(&mut self.lock(), target, token, true)
+    }
+
+    fn check(
+        &self,
+        st: &mut State,
+        target: &str,
+        token: &AccessToken,
+        reserve: bool,
+    ) -> Result<(), Hold> {
         let now = Instant::now();
-        let mut st = self.lock();
         let blocked = [
             st.targets.get(target).and_then(|b| b.active(now)),
             st.tokens.get(token).and_then(|t| t.block.active(now)),
@@ -206,9 +230,11 @@ impl Budget {
         .flatten()
         .max();
         if let Some(until) = blocked {
-            return Some(Hold::Throttled(until));
+            return Err(Hold::Throttled(until));
         }
-        let cap = self.settings.max_requests_per_hour?;
+        let Some(cap) = self.settings.max_requests_per_hour else {
+            return Ok(());
+        };
         let t = st.tokens.entry(token.clone()).or_default();
         while t
             .calls
@@ -219,23 +245,10 @@ impl Budget {
         }
         if t.calls.len() >= cap as usize {
             let oldest = t.calls.front().copied().unwrap_or(now);
-            return Some(Hold::HourlyCap(oldest + HOUR));
+            return Err(Hold::HourlyCap(oldest + HOUR));
         }
-        None
-    }
-
-    /// Checks and, if allowed, reserves one call for `token`.
-    pub fn acquire(&self, target: &str, token: &AccessToken) -> Result<(), Hold> {
-        if let Some(h) = self.hold(target, token) {
-            return Err(h);
-        }
-        if self.settings.max_requests_per_hour.is_some() {
-            self.lock()
-                .tokens
-                .entry(token.clone())
-                .or_default()
-                .calls
-                .push_back(Instant::now());
+        if reserve {
+            t.calls.push_back(now);
         }
         Ok(())
     }
@@ -259,19 +272,13 @@ impl Budget {
     ) -> bool {
         let now = Instant::now();
         let threshold = self.settings.threshold_percent;
-        let rate_code = match error {
-            Some(GraphError::Api { code, .. }) if RATE_LIMIT_CODES.contains(code) => Some(*code),
-            Some(GraphError::Api { status: 429, .. }) | Some(GraphError::Http { status: 429 }) => {
-                Some(0)
-            }
-            _ => None,
-        };
+        let limited = error.and_then(GraphError::rate_limit);
         let app_hot = usage.app_reported && usage.highest(true) >= threshold;
         let target_hot = usage.highest(false) >= threshold;
         let regain = usage.regain.filter(|r| !r.is_zero());
         let mut st = self.lock();
         let mut held = false;
-        if app_hot || rate_code == Some(4) {
+        if app_hot || limited == Some(RateLimitScope::App) {
             let strikes = st.tokens.get(token).map_or(0, |t| t.block.strikes);
             let wait = regain.unwrap_or_else(|| self.backoff(strikes));
             let t = st.tokens.entry(token.clone()).or_default();
@@ -281,7 +288,7 @@ impl Budget {
         } else if let Some(t) = st.tokens.get_mut(token) {
             t.block.strikes = 0;
         }
-        if target_hot || rate_code.is_some_and(|c| c != 4) {
+        if target_hot || limited == Some(RateLimitScope::Target) {
             let strikes = st.targets.get(target).map_or(0, |b| b.strikes);
             let wait = regain.unwrap_or_else(|| self.backoff(strikes));
             let b = st.targets.entry(target.to_string()).or_default();
@@ -381,5 +388,25 @@ mod tests {
         }
         assert!(matches!(b.acquire("b", &tok), Err(Hold::HourlyCap(_))));
         assert!(b.acquire("b", &AccessToken::new("u")).is_ok());
+    }
+
+    #[test]
+    fn hourly_cap_holds_under_concurrency() {
+        let b = Arc::new(Budget::new(settings(Some(50))));
+        let tok = AccessToken::new("t");
+        let granted: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let (b, tok) = (b.clone(), tok.clone());
+                    s.spawn(move || {
+                        (0..100)
+                            .filter(|_| b.acquire(&format!("t{i}"), &tok).is_ok())
+                            .count()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(granted, 50);
     }
 }

@@ -2,11 +2,11 @@
 //!
 //! Every request: token in `Authorization: Bearer` only, a per-request
 //! timeout that covers the body, a cap on the body size, and the request
-//! metrics (`whatsapp_graph_api_*`). Anything taken from a response body is
+//! metrics (`whatsapp_graph_api_*`, the API group only). Anything taken from a response body is
 //! redacted of the token before it becomes an error message.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use opentelemetry::trace::Status;
 use rand::Rng;
@@ -15,14 +15,13 @@ use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::config::{CollectorKind, GraphApiConfig};
+use crate::config::GraphApiConfig;
 use crate::error::GraphError;
 use crate::graph::budget::{Budget, Usage};
+use crate::graph::edge::Edge;
 use crate::graph::model::{ErrorBody, Page};
-use crate::metrics::{
-    ApiErrorLabels, EndpointLabels, Metrics, RequestLabels, TargetOnlyLabels, TraceLabels,
-    UsageLabels,
-};
+use crate::graph::paging::PageSource;
+use crate::metrics::ApiMetrics;
 use crate::secret::AccessToken;
 use crate::telemetry::{inject_trace_context, sampled_trace_id};
 
@@ -41,26 +40,38 @@ pub struct GraphClient {
     max_bytes: usize,
     max_retries: u32,
     budget: Arc<Budget>,
-    metrics: Metrics,
+    metrics: ApiMetrics,
 }
 
-/// One page request.
-#[derive(Debug, Clone, Copy)]
-pub struct PageRequest<'a> {
+/// The pages of one edge of one node: a [`PageSource`] for the pager.
+#[derive(Clone, Copy)]
+pub struct EdgeRequest<'a> {
+    /// The client that fetches them.
+    pub client: &'a GraphClient,
     /// Which edge.
-    pub endpoint: CollectorKind,
+    pub edge: Edge,
     /// WABA id or phone number id.
     pub id: &'a str,
-    /// Token for this target.
+    /// Token for this node.
     pub token: &'a AccessToken,
     /// `fields=` value.
     pub fields: &'a str,
     /// `limit=` value.
     pub limit: u32,
-    /// `after=` cursor of the previous page.
-    pub after: Option<&'a str>,
     /// No retry starts after this (the scrape deadline).
     pub deadline: Option<Instant>,
+}
+
+impl<T: DeserializeOwned + Send> PageSource<T> for EdgeRequest<'_> {
+    async fn fetch(&mut self, after: Option<&str>) -> Result<Page<T>, GraphError> {
+        self.client.get_page(self, after).await
+    }
+
+    fn walk_failed(&self, error: &GraphError) {
+        self.client
+            .metrics
+            .error(self.edge.label(), error.error_code());
+    }
 }
 
 impl GraphClient {
@@ -68,7 +79,7 @@ impl GraphClient {
     pub fn new(
         cfg: &GraphApiConfig,
         budget: Arc<Budget>,
-        metrics: Metrics,
+        metrics: ApiMetrics,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("whatsapp-exporter/", env!("CARGO_PKG_VERSION")))
@@ -95,9 +106,10 @@ impl GraphClient {
     /// Fetches one page: asks the budget first, retries transient failures
     /// (never past `req.deadline`), and feeds every response's usage headers
     /// and errors back to the budget.
-    pub async fn get_page<T: DeserializeOwned>(
+    async fn get_page<T: DeserializeOwned>(
         &self,
-        req: PageRequest<'_>,
+        req: &EdgeRequest<'_>,
+        after: Option<&str>,
     ) -> Result<Page<T>, GraphError> {
         let mut attempt = 0;
         loop {
@@ -108,7 +120,7 @@ impl GraphClient {
             let span = tracing::info_span!(
                 "graph_api_request",
                 otel.kind = "client",
-                endpoint = req.endpoint.as_str(),
+                endpoint = req.edge.label(),
                 attempt = attempt + 1,
                 http.response.status_code = Empty,
                 http.response.body.size = Empty,
@@ -117,7 +129,7 @@ impl GraphClient {
                 duration_ms = Empty,
             );
             span.set_attribute("http.request.method", "GET");
-            let (result, usage) = self.attempt::<T>(req).instrument(span).await;
+            let (result, usage) = self.attempt::<T>(req, after).instrument(span).await;
             self.record_usage(req.id, &usage);
             self.budget
                 .observe(req.id, req.token, &usage, result.as_ref().err());
@@ -133,58 +145,36 @@ impl GraphClient {
                 return Err(err);
             }
             attempt += 1;
-            self.metrics
-                .api_retries
-                .get_or_create(&EndpointLabels {
-                    endpoint: req.endpoint.as_str().to_string(),
-                })
-                .inc();
-            tracing::debug!(attempt, error_code = %err.kind(), "retrying");
+            self.metrics.retry(req.edge.label());
+            tracing::debug!(attempt, error_code = %err.error_code(), "retrying");
             tokio::time::sleep(pause).await;
         }
     }
 
     fn record_usage(&self, target: &str, usage: &Usage) {
         for (usage_type, metric, v) in &usage.values {
-            self.metrics
-                .usage_percent
-                .get_or_create(&UsageLabels {
-                    target: target.to_string(),
-                    usage_type: usage_type.clone(),
-                    metric: (*metric).to_string(),
-                })
-                .set(*v);
+            self.metrics.usage(target, usage_type, metric, *v);
         }
         if let Some(r) = usage.regain {
-            self.metrics
-                .regain_seconds
-                .get_or_create(&TargetOnlyLabels {
-                    target: target.to_string(),
-                })
-                .set(r.as_secs_f64());
+            self.metrics.regain(target, r.as_secs_f64());
         }
     }
 
     /// One HTTP request: fetch and decode, recording the request metrics.
     async fn attempt<T: DeserializeOwned>(
         &self,
-        req: PageRequest<'_>,
+        req: &EdgeRequest<'_>,
+        after: Option<&str>,
     ) -> (Result<Page<T>, GraphError>, Usage) {
-        let endpoint = req.endpoint.as_str();
+        let endpoint = req.edge.label();
         let start = Instant::now();
         let mut usage = Usage::default();
-        let result = tokio::time::timeout(self.timeout, self.fetch(req, &mut usage)).await;
+        let result = tokio::time::timeout(self.timeout, self.fetch(req, after, &mut usage)).await;
         let elapsed = start.elapsed();
         let span = tracing::Span::current();
         // The bucket links to this request's trace when it is sampled.
-        let exemplar = sampled_trace_id(&span).map(|trace_id| TraceLabels { trace_id });
-        let observed_at = exemplar.as_ref().map(|_| SystemTime::now());
         self.metrics
-            .api_duration
-            .get_or_create(&EndpointLabels {
-                endpoint: endpoint.to_string(),
-            })
-            .observe(elapsed.as_secs_f64(), exemplar, observed_at);
+            .observe_duration(endpoint, elapsed.as_secs_f64(), sampled_trace_id(&span));
         let result = match result {
             Ok(Ok((status, body))) => decode_response(status, &body, req.token),
             Ok(Err(e)) => Err(e),
@@ -192,8 +182,8 @@ impl GraphClient {
         };
         span.record("duration_ms", elapsed.as_millis() as u64);
         if let Err(e) = &result {
-            self.record_error(req.endpoint, e);
-            span.record("error.type", e.kind().as_str());
+            self.metrics.error(endpoint, e.error_code());
+            span.record("error.type", e.error_code().as_ref());
             if let GraphError::Api { code, .. } = e {
                 span.record("graph.error_code", code);
             }
@@ -203,21 +193,11 @@ impl GraphClient {
         (result, usage)
     }
 
-    /// Counts a failure in `whatsapp_graph_api_errors_total`.
-    pub fn record_error(&self, endpoint: CollectorKind, e: &GraphError) {
-        self.metrics
-            .api_errors
-            .get_or_create(&ApiErrorLabels {
-                endpoint: endpoint.as_str().to_string(),
-                error_code: e.kind(),
-            })
-            .inc();
-    }
-
     /// Sends the request and reads the body up to the cap.
     async fn fetch(
         &self,
-        req: PageRequest<'_>,
+        req: &EdgeRequest<'_>,
+        after: Option<&str>,
         usage: &mut Usage,
     ) -> Result<(u16, Vec<u8>), GraphError> {
         let url = format!(
@@ -225,11 +205,11 @@ impl GraphClient {
             self.base,
             self.version,
             req.id,
-            req.endpoint.as_str()
+            req.edge.path()
         );
         let limit = req.limit.to_string();
         let mut query: Vec<(&str, &str)> = vec![("fields", req.fields), ("limit", &limit)];
-        if let Some(after) = req.after {
+        if let Some(after) = after {
             query.push(("after", after));
         }
         let span = tracing::Span::current();
@@ -249,13 +229,7 @@ impl GraphClient {
         span.record("http.response.status_code", status);
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
         *usage = Usage::parse(header("x-app-usage"), header("x-business-use-case-usage"));
-        self.metrics
-            .api_requests
-            .get_or_create(&RequestLabels {
-                endpoint: req.endpoint.as_str().to_string(),
-                status_code: status.to_string(),
-            })
-            .inc();
+        self.metrics.request(req.edge.label(), status);
         if resp
             .content_length()
             .is_some_and(|n| n > self.max_bytes as u64)
@@ -352,15 +326,15 @@ mod tests {
             &tok(),
         )
         .unwrap_err();
-        assert_eq!(e.kind(), "190");
+        assert_eq!(e.error_code(), "190");
         assert!(!e.to_string().contains("SECRET-TOKEN"), "{e}");
         let e = decode_response::<Activity>(502, b"<html>bad gateway</html>", &tok()).unwrap_err();
-        assert_eq!(e.kind(), "http_502");
+        assert_eq!(e.error_code(), "http_502");
         let e =
             decode_response::<Activity>(200, br#"{"data":"SECRET-TOKEN"}"#, &tok()).unwrap_err();
-        assert_eq!(e.kind(), "decode");
+        assert_eq!(e.error_code(), "decode");
         assert!(!e.to_string().contains("SECRET-TOKEN"), "{e}");
         let e = decode_response::<Activity>(200, br#"{"data":[{"id":"1"#, &tok()).unwrap_err();
-        assert_eq!(e.kind(), "decode");
+        assert_eq!(e.error_code(), "decode");
     }
 }

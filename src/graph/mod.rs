@@ -1,8 +1,14 @@
-//! The Graph API side: one HTTP client, the response types, and pagination.
+//! The Graph API side: the edges read ([`edge`]), one HTTP client with
+//! retries ([`client`]), the response types ([`model`]), cursor pagination
+//! pulled a page at a time ([`paging`]), and the API budget ([`budget`]).
+//! It knows nothing of collectors, targets or counted events.
 
 pub mod budget;
 pub mod client;
+pub mod edge;
 pub mod model;
 pub mod paging;
 
-pub use client::{GraphClient, PageRequest};
+pub use client::{EdgeRequest, GraphClient};
+pub use edge::Edge;
+pub use paging::{End, PageSource, Pager};

@@ -34,9 +34,6 @@ pub struct Cursors {
     /// Cursor of the next page.
     #[serde(default)]
     pub after: Option<String>,
-    /// Cursor of the previous page.
-    #[serde(default)]
-    pub before: Option<String>,
 }
 
 /// A record of `GET /{WABA-ID}/activities`.
@@ -102,9 +99,6 @@ pub struct StatusEvent {
     /// The app whose webhook got the update.
     #[serde(default)]
     pub application: Option<Application>,
-    /// The webhook URI (never a label).
-    #[serde(default)]
-    pub webhook_uri: Option<String>,
     /// Why delivery failed.
     #[serde(default)]
     pub error_description: Option<String>,

@@ -1,23 +1,27 @@
-//! Cursor pagination: newest page first, then `after=<cursor>` built against
-//! the configured base URL. `paging.next` is only read as "there is more";
-//! it is never followed. An empty page that still has a cursor is not the
-//! end; a cursor seen twice in one walk is a loop and fails the walk.
+//! Cursor pagination, pulled one page at a time: newest page first, then
+//! `after=<cursor>` built against the configured base URL. `paging.next` is
+//! only read as "there is more"; it is never followed. An empty page that
+//! still has a cursor is not the end; a cursor seen twice in one walk is a
+//! loop and fails the walk; at most `max_pages` are fetched.
 
 use std::collections::HashSet;
-
-use serde::de::DeserializeOwned;
+use std::future::Future;
 
 use crate::error::GraphError;
 use crate::graph::model::{Page, Paging};
-use crate::graph::{GraphClient, PageRequest};
 
-/// What the page callback wants next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    /// Fetch the next page if there is one.
-    Continue,
-    /// Enough: the scan reached seen data or the lookback edge.
-    Stop,
+/// Where a walk's pages come from: the Graph API (an
+/// [`EdgeRequest`](crate::graph::EdgeRequest)), or a test's world.
+pub trait PageSource<T> {
+    /// Fetches the page after cursor `after` (the newest page when `None`).
+    fn fetch(
+        &mut self,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<Page<T>, GraphError>> + Send;
+
+    /// The walk failed for `error` without a request failing (a cursor
+    /// loop), so the source can count it.
+    fn walk_failed(&self, _error: &GraphError) {}
 }
 
 /// How a walk ended.
@@ -25,7 +29,7 @@ pub enum Flow {
 pub enum End {
     /// The API had no further page.
     Exhausted,
-    /// The callback stopped it.
+    /// The caller stopped asking: it reached seen data or the lookback edge.
     Stopped,
     /// `max_pages` reached while more was wanted and available: truncated.
     MaxPages,
@@ -43,44 +47,78 @@ pub fn next_cursor(paging: Option<&Paging>) -> Option<&str> {
         .filter(|c| !c.is_empty())
 }
 
-/// Walks pages from the newest, calling `on_page` for each, at most `max_pages`.
-///
-/// Returns the number of pages fetched and how the walk ended; on error the
-/// pages already handed to `on_page` stay handled.
-pub async fn walk<T: DeserializeOwned>(
-    client: &GraphClient,
-    first: PageRequest<'_>,
+#[derive(Debug)]
+enum Next {
+    First,
+    After(String),
+    Done(End),
+}
+
+/// A walk over the pages of one source, newest first.
+#[derive(Debug)]
+pub struct Pager<S> {
+    source: S,
     max_pages: u32,
-    mut on_page: impl FnMut(&Page<T>) -> Flow,
-) -> (u32, Result<End, GraphError>) {
-    let mut used: HashSet<String> = HashSet::new();
-    let mut after: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let req = PageRequest {
-            after: after.as_deref(),
-            ..first
-        };
-        let page = match client.get_page::<T>(req).await {
-            Ok(p) => p,
-            Err(e) => return (pages, Err(e)),
-        };
-        pages += 1;
-        if on_page(&page) == Flow::Stop {
-            return (pages, Ok(End::Stopped));
+    pages: u32,
+    used: HashSet<String>,
+    next: Next,
+}
+
+impl<S> Pager<S> {
+    /// A walk of at most `max_pages` pages.
+    pub fn new(source: S, max_pages: u32) -> Self {
+        Pager {
+            source,
+            max_pages,
+            pages: 0,
+            used: HashSet::new(),
+            next: Next::First,
         }
-        let Some(cursor) = next_cursor(page.paging.as_ref()) else {
-            return (pages, Ok(End::Exhausted));
+    }
+
+    /// The next page, or `None` at the end of the data or at `max_pages`.
+    pub async fn next_page<T>(&mut self) -> Result<Option<Page<T>>, GraphError>
+    where
+        S: PageSource<T>,
+    {
+        let after = match &self.next {
+            Next::Done(_) => return Ok(None),
+            Next::First => None,
+            Next::After(cursor) => {
+                if self.pages >= self.max_pages {
+                    self.next = Next::Done(End::MaxPages);
+                    return Ok(None);
+                }
+                if !self.used.insert(cursor.clone()) {
+                    let e = GraphError::CursorLoop;
+                    self.source.walk_failed(&e);
+                    self.next = Next::Done(End::Stopped);
+                    return Err(e);
+                }
+                Some(cursor.clone())
+            }
         };
-        if pages >= max_pages {
-            return (pages, Ok(End::MaxPages));
+        let page = self.source.fetch(after.as_deref()).await?;
+        self.pages += 1;
+        self.next = match next_cursor(page.paging.as_ref()) {
+            Some(c) => Next::After(c.to_string()),
+            None => Next::Done(End::Exhausted),
+        };
+        Ok(Some(page))
+    }
+
+    /// Pages fetched so far.
+    pub fn pages(&self) -> u32 {
+        self.pages
+    }
+
+    /// How the walk ended: as the pager saw it, or `Stopped` if the caller
+    /// stopped asking while there was more.
+    pub fn end(&self) -> End {
+        match self.next {
+            Next::Done(end) => end,
+            _ => End::Stopped,
         }
-        if !used.insert(cursor.to_string()) {
-            let e = GraphError::CursorLoop;
-            client.record_error(first.endpoint, &e);
-            return (pages, Err(e));
-        }
-        after = Some(cursor.to_string());
     }
 }
 
@@ -93,7 +131,6 @@ mod tests {
         Paging {
             cursors: Some(Cursors {
                 after: after.map(String::from),
-                before: None,
             }),
             next: next.then(|| "https://elsewhere.example/steal".to_string()),
         }
@@ -107,5 +144,60 @@ mod tests {
         assert_eq!(next_cursor(Some(&paging(Some("a"), false))), None);
         assert_eq!(next_cursor(Some(&paging(None, true))), None);
         assert_eq!(next_cursor(Some(&paging(Some(""), true))), None);
+    }
+
+    /// Serves `pages` pages of nothing, each pointing at `cursor(n)`.
+    struct Script {
+        pages: u32,
+        cursor: fn(u32) -> String,
+        asked: Vec<Option<String>>,
+    }
+
+    impl PageSource<u8> for Script {
+        async fn fetch(&mut self, after: Option<&str>) -> Result<Page<u8>, GraphError> {
+            self.asked.push(after.map(String::from));
+            let n = self.asked.len() as u32;
+            let more = n < self.pages;
+            Ok(Page {
+                data: Vec::new(),
+                paging: Some(paging(Some(&(self.cursor)(n)), more)),
+            })
+        }
+    }
+
+    async fn walk(
+        pages: u32,
+        max: u32,
+        cursor: fn(u32) -> String,
+    ) -> (Vec<Option<String>>, Result<End, GraphError>) {
+        let mut p = Pager::new(
+            Script {
+                pages,
+                cursor,
+                asked: Vec::new(),
+            },
+            max,
+        );
+        let result = loop {
+            match p.next_page::<u8>().await {
+                Ok(Some(_)) => {}
+                Ok(None) => break Ok(p.end()),
+                Err(e) => break Err(e),
+            }
+        };
+        (p.source.asked, result)
+    }
+
+    #[tokio::test]
+    async fn follows_cursors_to_the_end_or_max_pages_and_refuses_loops() {
+        let (asked, end) = walk(3, 10, |n| format!("c{n}")).await;
+        assert_eq!(asked, vec![None, Some("c1".into()), Some("c2".into())]);
+        assert_eq!(end, Ok(End::Exhausted));
+        let (asked, end) = walk(5, 2, |n| format!("c{n}")).await;
+        assert_eq!(asked.len(), 2);
+        assert_eq!(end, Ok(End::MaxPages));
+        let (asked, end) = walk(5, 10, |_| "same".into()).await;
+        assert_eq!(asked.len(), 2);
+        assert_eq!(end, Err(GraphError::CursorLoop));
     }
 }

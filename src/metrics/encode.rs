@@ -11,8 +11,6 @@
 
 use prometheus_client::registry::Registry;
 
-use crate::metrics::TargetLabels;
-
 /// Exposition format of one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -76,77 +74,6 @@ pub fn encode(registry: &Registry, format: Format) -> Result<String, std::fmt::E
         Format::OpenMetrics => om,
         Format::Classic => openmetrics_to_classic(&om),
     })
-}
-
-/// Sets `whatsapp_up` to 0 in this exposition only, for targets whose
-/// collection did not finish before the scrape deadline; the registry keeps
-/// the result of the last collection actually made.
-pub fn with_unfinished_down(text: &str, unfinished: &[TargetLabels]) -> String {
-    if unfinished.is_empty() {
-        return text.to_string();
-    }
-    let prefixes: Vec<String> = unfinished
-        .iter()
-        .map(|l| {
-            format!(
-                "whatsapp_up{{collector=\"{}\",target=\"{}\"}} ",
-                l.collector, l.target
-            )
-        })
-        .collect();
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        match prefixes.iter().find(|p| line.starts_with(p.as_str())) {
-            Some(p) => {
-                out.push_str(p);
-                out.push('0');
-            }
-            None => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    out
-}
-
-/// Keeps only the series of one target (for `/probe`): samples labelled
-/// `target` (with its `collector`), `waba_id` (activities) or
-/// `phone_number_id` (message_history) equal to `id`, with the metadata of
-/// their families, and `# EOF`.
-pub fn only_target(text: &str, collector: &str, id: &str) -> String {
-    let own_label = match collector {
-        "activities" => "waba_id",
-        _ => "phone_number_id",
-    };
-    let has = |line: &str, label: &str| {
-        let needle = format!("{label}=\"{id}\"");
-        line.contains(&format!("{{{needle}")) || line.contains(&format!(",{needle}"))
-    };
-    let keep = |line: &str| {
-        let by_target = has(line, "target")
-            && (!line.contains("collector=\"")
-                || line.contains(&format!("collector=\"{collector}\"")));
-        by_target || has(line, own_label)
-    };
-    let mut out = String::new();
-    let mut meta: Vec<&str> = Vec::new();
-    for line in text.lines() {
-        if line == "# EOF" {
-            out.push_str("# EOF\n");
-        } else if line.starts_with("# ") {
-            if line.starts_with("# HELP ") {
-                meta.clear();
-            }
-            meta.push(line);
-        } else if keep(line) {
-            for m in meta.drain(..) {
-                out.push_str(m);
-                out.push('\n');
-            }
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
 }
 
 /// Rewrites OpenMetrics text (as prometheus-client writes it) into the classic text format.
@@ -286,33 +213,6 @@ demo_duration_seconds_bucket{le=\"1.0\"} 1
 demo_duration_seconds_bucket{le=\"+Inf\"} 1
 ";
         assert_eq!(classic, expected);
-    }
-
-    #[test]
-    fn unfinished_targets_are_down_in_this_exposition_only() {
-        let text = "# TYPE whatsapp_up gauge\nwhatsapp_up{collector=\"activities\",target=\"1\"} 1\nwhatsapp_up{collector=\"activities\",target=\"12\"} 1\n";
-        let l = TargetLabels {
-            collector: "activities".into(),
-            target: "1".into(),
-        };
-        assert_eq!(
-            with_unfinished_down(text, &[l]),
-            "# TYPE whatsapp_up gauge\nwhatsapp_up{collector=\"activities\",target=\"1\"} 0\nwhatsapp_up{collector=\"activities\",target=\"12\"} 1\n"
-        );
-    }
-
-    #[test]
-    fn only_the_probed_target_stays() {
-        let text = "# HELP a_up Up.\n# TYPE a_up gauge\na_up{collector=\"message_history\",target=\"12\"} 1\na_up{collector=\"message_history\",target=\"123\"} 0\n\
-# HELP b Events.\n# TYPE b counter\nb_total{phone_number_id=\"123\",s=\"SENT\"} 4\n\
-# HELP c Usage.\n# TYPE c gauge\nc{target=\"123\",metric=\"x\"} 7\n\
-# HELP d Activities.\n# TYPE d counter\nd_total{waba_id=\"123\"} 2\n# EOF\n";
-        assert_eq!(
-            only_target(text, "message_history", "123"),
-            "# HELP a_up Up.\n# TYPE a_up gauge\na_up{collector=\"message_history\",target=\"123\"} 0\n\
-# HELP b Events.\n# TYPE b counter\nb_total{phone_number_id=\"123\",s=\"SENT\"} 4\n\
-# HELP c Usage.\n# TYPE c gauge\nc{target=\"123\",metric=\"x\"} 7\n# EOF\n"
-        );
     }
 
     #[test]

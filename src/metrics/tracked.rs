@@ -1,12 +1,16 @@
 //! A metric family that remembers its label sets, so that the series of a
-//! target removed by a config reload can be removed too (prometheus-client's
-//! `Family` can remove a label set but cannot list them).
+//! target removed by a config reload can be removed too, and one target's
+//! series shown alone (prometheus-client's `Family` can remove a label set
+//! but cannot list them).
 
 use std::collections::HashSet;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+
+use crate::metrics::exposition::{Scope, Scoped};
+use crate::metrics::labels::OfTarget;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Metric;
@@ -63,6 +67,14 @@ impl<L: Clone + Hash + Eq, M, C: MetricConstructor<M>> Tracked<L, M, C> {
         self.family.get_or_create_owned(l)
     }
 
+    /// The series of `l`, if it exists (a handle sharing its value).
+    pub fn get(&self, l: &L) -> Option<M>
+    where
+        M: Clone,
+    {
+        self.family.get(l).map(|m| m.clone())
+    }
+
     /// The label sets it holds.
     pub fn keys(&self) -> Vec<L> {
         let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
@@ -103,5 +115,39 @@ where
 
     fn is_empty(&self) -> bool {
         self.family.is_empty()
+    }
+}
+
+impl<L, M, C> Scoped for Tracked<L, M, C>
+where
+    L: Clone + Hash + Eq + EncodeLabelSet + OfTarget + Send + Sync + std::fmt::Debug + 'static,
+    M: EncodeMetric + TypedMetric + Send + Sync + std::fmt::Debug + 'static,
+    C: MetricConstructor<M> + Send + Sync + std::fmt::Debug + 'static,
+    Family<L, M, C>: Metric,
+{
+    fn encode_in(&self, mut encoder: MetricEncoder, scope: &Scope) -> Result<(), std::fmt::Error> {
+        let Some(target) = &scope.only else {
+            return self.family.encode(encoder);
+        };
+        for l in self.keys().iter().filter(|l| l.of_target(target)) {
+            if let Some(m) = self.family.get(l) {
+                m.encode(encoder.encode_family(l)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn is_empty_in(&self, scope: &Scope) -> bool {
+        match &scope.only {
+            None => self.family.is_empty(),
+            Some(target) => {
+                let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+                !keys.iter().any(|l| l.of_target(target))
+            }
+        }
+    }
+
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
     }
 }

@@ -1,6 +1,7 @@
 //! The accept loop: plain HTTP or TLS (the certificate in force is looked up
 //! for every handshake, so it rotates without a restart), HTTP/1.1 and
-//! HTTP/2, and a graceful shutdown that is bounded in time.
+//! HTTP/2, and a graceful shutdown that is bounded in time; binding a
+//! Go-style address, and the signals that stop or reload the server.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -86,10 +87,70 @@ pub async fn run(
         tracing::warn!(timeout = ?state.options.shutdown_timeout, "requests still in flight at the shutdown timeout; closing them");
     }
     state
-        .collectors()
-        .save_state_by(Some(deadline.max(Instant::now() + Duration::from_secs(1))))
+        .fleet
+        .save(Some(deadline.max(Instant::now() + Duration::from_secs(1))))
         .await;
     Ok(())
+}
+
+/// Binds a Go-style address: ":9917" listens on every interface.
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let candidates: Vec<String> = match addr.strip_prefix(':') {
+        Some(port) => vec![format!("[::]:{port}"), format!("0.0.0.0:{port}")],
+        None => vec![addr.to_string()],
+    };
+    let mut last = None;
+    for c in &candidates {
+        match TcpListener::bind(c).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    let why = last.map(|e| e.to_string()).unwrap_or_default();
+    Err(std::io::Error::other(format!(
+        "cannot listen on {addr}: {why}"
+    )))
+}
+
+/// SIGHUP reads the configuration file again, as `POST /-/reload` does.
+pub fn reload_on_sighup(state: Arc<AppState>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; use POST /-/reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            // The outcome is logged and in whatsapp_config_last_reload_successful.
+            let _ = state.fleet.reload().await;
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = state;
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
 }
 
 async fn serve<I>(

@@ -13,6 +13,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::{Fault, SimActivity, SimEvent, SimPhoneNumber, Simulator};
+use crate::config::{Config, LoadedConfig, TOKEN_ENV};
 
 /// The demo's token (it only ever travels over loopback to the simulator).
 pub const DEMO_TOKEN: &str = "demo-token-not-a-secret";
@@ -97,6 +98,18 @@ pub async fn start() -> std::io::Result<(Simulator, String)> {
     let url = sim.start().await?;
     tokio::spawn(generate(sim.clone(), rng));
     Ok((sim, url))
+}
+
+/// Starts the demo: the simulator with its traffic, and the configuration
+/// pointing at it (with the demo token).
+pub async fn start_configured() -> std::io::Result<(Simulator, LoadedConfig)> {
+    let (sim, url) = start().await?;
+    let loaded = Config::from_yaml(&config_yaml(&url), "demo config", |k| {
+        (k == TOKEN_ENV).then(|| DEMO_TOKEN.to_string())
+    })
+    .map_err(std::io::Error::other)?;
+    tracing::info!(simulator = %url, "demo mode: collecting from the embedded Graph API simulator");
+    Ok((sim, loaded))
 }
 
 /// In-flight messages: (phone index, message id, last status).

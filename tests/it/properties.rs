@@ -4,14 +4,30 @@
 //! restarts with or without state, no event is counted twice, none that
 //! existed before a baseline is counted, and every event that arrived after
 //! the baseline is counted by the next complete collection.
+//!
+//! The exporter's own code does the work: its pager walks the pages of a
+//! simulated world, its driver runs the real collectors over the target's
+//! state (`begin`, `absorb`, `finish`), and what counts is read back from
+//! the real counters.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use proptest::prelude::*;
-use whatsapp_exporter::collector::seen::SeenEvents;
-use whatsapp_exporter::collector::state_file::{StateFile, TargetRecord};
-use whatsapp_exporter::collector::{activities, message_history};
-use whatsapp_exporter::graph::model::{Activity, EventList, MessageHistory, Page, StatusEvent};
+use whatsapp_exporter::collector::TargetState;
+use whatsapp_exporter::collector::activities::ActivitiesCollector;
+use whatsapp_exporter::collector::driver::drive;
+use whatsapp_exporter::collector::message_history::MessageHistoryCollector;
+use whatsapp_exporter::collector::state_file::StateFile;
+use whatsapp_exporter::error::GraphError;
+use whatsapp_exporter::graph::model::{
+    Activity, Cursors, EventList, MessageHistory, Page, Paging, StatusEvent,
+};
+use whatsapp_exporter::graph::{PageSource, Pager};
+use whatsapp_exporter::metrics::labels::{ActivityLabels, StatusLabels};
+use whatsapp_exporter::metrics::{Exposition, Metrics};
+
+/// The target's id.
+const ID: &str = "1000";
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -70,28 +86,27 @@ fn rec(t: u64) -> Rec {
     (t, !t.is_multiple_of(3), 1_000 + t as i64)
 }
 
-/// The world (Graph API contents) plus the exporter's state and the bookkeeping.
+/// The Graph API's contents and what each record is owed.
 #[derive(Default)]
-struct Harness {
+struct World {
+    activities: bool,
     // message id -> events; oldest message first
     messages: Vec<(String, Vec<Rec>)>,
     // activity records, oldest first
     records: Vec<Rec>,
     next: u64,
     class: HashMap<u64, Class>,
-    counted: HashMap<u64, u32>,
-    seen: SeenEvents,
-    baseline_done: bool,
+    /// The exporter counts (its baseline is done).
+    counting: bool,
     in_baseline_walk: bool,
-    partial: bool,
 }
 
-impl Harness {
+impl World {
     fn fresh(&mut self) -> u64 {
         self.next += 1;
         let class = if self.in_baseline_walk {
             Class::Maybe
-        } else if self.baseline_done {
+        } else if self.counting {
             Class::Must
         } else {
             Class::Never
@@ -100,8 +115,8 @@ impl Harness {
         self.next
     }
 
-    fn add(&mut self, activities: bool, n: u8) {
-        if activities {
+    fn add(&mut self, n: u8) {
+        if self.activities {
             let t = self.fresh();
             self.records.push(rec(t));
         } else {
@@ -112,6 +127,9 @@ impl Harness {
     }
 
     fn add_event(&mut self, pick: usize) {
+        if self.activities {
+            return self.add(0);
+        }
         if self.messages.is_empty() {
             return;
         }
@@ -120,8 +138,8 @@ impl Harness {
         self.messages[i].1.push(rec(t));
     }
 
-    fn existing(&self, activities: bool) -> Vec<u64> {
-        if activities {
+    fn existing(&self) -> Vec<u64> {
+        if self.activities {
             self.records.iter().map(|r| r.0).collect()
         } else {
             self.messages
@@ -131,9 +149,16 @@ impl Harness {
         }
     }
 
-    fn mh_page(&self, offset: usize, size: usize) -> Page<MessageHistory> {
-        let data = self
-            .messages
+    fn len(&self) -> usize {
+        if self.activities {
+            self.records.len()
+        } else {
+            self.messages.len()
+        }
+    }
+
+    fn mh_page(&self, offset: usize, size: usize) -> Vec<MessageHistory> {
+        self.messages
             .iter()
             .rev()
             .skip(offset)
@@ -148,189 +173,252 @@ impl Harness {
                             id: has_id.then(|| format!("e{t}")),
                             delivery_status: Some(format!("S{t}")),
                             timestamp: Some(*ts),
-                            webhook_uri: Some(t.to_string()),
                             ..Default::default()
                         })
                         .collect(),
                 }),
             })
-            .collect();
-        Page { data, paging: None }
+            .collect()
     }
 
-    fn act_page(&self, offset: usize, size: usize) -> Page<Activity> {
-        let data = self
-            .records
+    fn act_page(&self, offset: usize, size: usize) -> Vec<Activity> {
+        self.records
             .iter()
             .rev()
             .skip(offset)
             .take(size)
             .map(|(t, has_id, ts)| Activity {
                 id: has_id.then(|| format!("a{t}")),
-                event_type: Some("USER_ADDED".into()),
+                event_type: Some(format!("E{t}")),
                 category: Some("USER".into()),
                 timestamp: Some(*ts),
                 actor_id: Some(t.to_string()),
                 actor_business_id: None,
             })
-            .collect();
-        Page { data, paging: None }
+            .collect()
     }
+}
 
-    fn count(&mut self, truth: u64, counting: bool) {
-        if counting {
-            let c = self.counted.entry(truth).or_default();
-            *c += 1;
-            assert!(*c <= 1, "event {truth} counted twice");
-            assert_ne!(
-                self.class[&truth],
-                Class::Never,
-                "event {truth} from before the baseline counted"
-            );
+/// One collection's view of the world: offset-paginated pages behind
+/// opaque cursors, records added between pages, a failure, a repeated page.
+struct WorldPages<'w> {
+    world: &'w mut World,
+    page_size: usize,
+    inserts: Vec<(usize, u8)>,
+    fail_at: Option<usize>,
+    repeat: Option<usize>,
+    fetches: usize,
+    offsets: HashMap<String, usize>,
+}
+
+impl WorldPages<'_> {
+    fn page<T>(
+        &mut self,
+        after: Option<&str>,
+        data: impl Fn(&World, usize, usize) -> Vec<T>,
+    ) -> Result<Page<T>, GraphError> {
+        let page_no = self.fetches;
+        self.fetches += 1;
+        if page_no > 0 {
+            // Records added while the walk went from page k to page k + 1.
+            for (_, n) in self.inserts.iter().filter(|(k, _)| *k + 1 == page_no) {
+                self.world.add(*n);
+            }
+        }
+        if self.fail_at == Some(page_no) {
+            return Err(GraphError::Network("connection reset".into()));
+        }
+        let offset = match after {
+            None => 0,
+            Some(c) => *self.offsets.get(c).expect("a cursor this source gave"),
+        };
+        let data = data(self.world, offset, self.page_size);
+        // The API may serve the same page twice in a row (under a new cursor).
+        let next = if self.repeat == Some(page_no) {
+            offset
+        } else {
+            offset + self.page_size
+        };
+        let paging = (next < self.world.len()).then(|| {
+            let cursor = format!("c{page_no}");
+            self.offsets.insert(cursor.clone(), next);
+            Paging {
+                cursors: Some(Cursors {
+                    after: Some(cursor),
+                }),
+                next: Some("https://graph.example/next".into()),
+            }
+        });
+        Ok(Page { data, paging })
+    }
+}
+
+impl PageSource<MessageHistory> for WorldPages<'_> {
+    async fn fetch(&mut self, after: Option<&str>) -> Result<Page<MessageHistory>, GraphError> {
+        self.page(after, World::mh_page)
+    }
+}
+
+impl PageSource<Activity> for WorldPages<'_> {
+    async fn fetch(&mut self, after: Option<&str>) -> Result<Page<Activity>, GraphError> {
+        self.page(after, World::act_page)
+    }
+}
+
+/// The world plus the exporter's state, collectors and counters.
+struct Harness {
+    world: World,
+    st: TargetState,
+    metrics: Metrics,
+    activities: ActivitiesCollector,
+    message_history: MessageHistoryCollector,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Harness {
+    fn new(activities: bool) -> Harness {
+        let metrics = Metrics::register(&mut Exposition::default(), "test", "test");
+        Harness {
+            world: World {
+                activities,
+                ..World::default()
+            },
+            st: TargetState::default(),
+            activities: ActivitiesCollector::new(metrics.events.clone()),
+            message_history: MessageHistoryCollector::new(
+                metrics.events.clone(),
+                ["FAILED".to_string()].into(),
+                20,
+            ),
+            metrics,
+            rt: tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime"),
         }
     }
 
-    /// One collection, offset-paginated, as the exporter's walk drives it.
+    /// How often the real counters counted record `t`.
+    fn counted(&self, t: u64) -> u64 {
+        let e = &self.metrics.events;
+        let c = if self.world.activities {
+            e.activity_events.get(&ActivityLabels {
+                waba_id: ID.into(),
+                category: "USER".into(),
+                event_type: format!("E{t}"),
+            })
+        } else {
+            e.status_events.get(&StatusLabels {
+                phone_number_id: ID.into(),
+                delivery_status: format!("S{t}"),
+            })
+        };
+        c.map_or(0, |c| c.get())
+    }
+
+    /// One collection through the exporter's pager, driver and state steps.
     fn collect(
         &mut self,
-        activities: bool,
         page_size: usize,
         inserts: &[(usize, u8)],
         fail_at: Option<usize>,
         repeat: Option<usize>,
     ) {
-        let baseline = !self.baseline_done;
+        let baseline = !self.st.baseline_done;
         if baseline {
-            for t in self.existing(activities) {
-                if self.counted.get(&t).copied().unwrap_or(0) == 0 {
-                    self.class.insert(t, Class::Never);
+            for t in self.world.existing() {
+                if self.counted(t) == 0 {
+                    self.world.class.insert(t, Class::Never);
                 }
             }
-            self.in_baseline_walk = true;
+            self.world.in_baseline_walk = true;
         }
-        let before = self.existing(activities);
-        let stop_at_seen = !self.partial;
-        let mut this_walk = HashSet::new();
-        let mut offset = 0;
-        let mut failed = false;
-        for page_no in 0.. {
-            if fail_at == Some(page_no) {
-                failed = true;
-                break;
-            }
-            let stop = if activities {
-                let page = self.act_page(offset, page_size);
-                if page.data.is_empty() {
-                    break;
-                }
-                let scan =
-                    activities::scan_page(&page, &mut self.seen, &mut this_walk, stop_at_seen, 0);
-                let new: Vec<u64> = scan
-                    .new
-                    .iter()
-                    .map(|r| r.actor_id.as_ref().unwrap().parse().unwrap())
-                    .collect();
-                for t in new {
-                    self.count(t, !baseline);
-                }
-                scan.stop
-            } else {
-                let page = self.mh_page(offset, page_size);
-                if page.data.is_empty() {
-                    break;
-                }
-                let scan = message_history::scan_page(&page, &mut self.seen, 0);
-                let new: Vec<u64> = scan
-                    .new
-                    .iter()
-                    .map(|e| e.webhook_uri.as_ref().unwrap().parse().unwrap())
-                    .collect();
-                for t in new {
-                    self.count(t, !baseline);
-                }
-                scan.stop
-            };
-            if stop {
-                break;
-            }
-            for (_, n) in inserts.iter().filter(|(after, _)| *after == page_no) {
-                self.add(activities, *n);
-            }
-            // The API may serve the same page twice in a row.
-            if repeat != Some(page_no) {
-                offset += page_size;
+        let before = self.world.existing();
+        let activities = self.world.activities;
+        let mut walk = self.st.begin(0);
+        let pages = WorldPages {
+            world: &mut self.world,
+            page_size,
+            inserts: inserts.to_vec(),
+            fail_at,
+            repeat,
+            fetches: 0,
+            offsets: HashMap::new(),
+        };
+        let mut pager = Pager::new(pages, 1000);
+        let result = if activities {
+            self.rt.block_on(drive(
+                &self.activities,
+                &mut pager,
+                ID,
+                &mut self.st,
+                &mut walk,
+            ))
+        } else {
+            self.rt.block_on(drive(
+                &self.message_history,
+                &mut pager,
+                ID,
+                &mut self.st,
+                &mut walk,
+            ))
+        };
+        drop(pager);
+        self.st.finish(&walk, &result);
+        self.world.in_baseline_walk = false;
+        self.world.counting = self.st.baseline_done;
+        for t in self.world.existing() {
+            let n = self.counted(t);
+            assert!(n <= 1, "event {t} counted {n} times");
+            if n == 1 {
+                assert_ne!(
+                    self.world.class[&t],
+                    Class::Never,
+                    "event {t} from before the baseline counted"
+                );
             }
         }
-        if activities {
-            self.partial = failed && (self.partial || !this_walk.is_empty());
-        }
-        self.in_baseline_walk = false;
-        if failed {
-            return;
-        }
-        self.baseline_done = true;
-        if !baseline {
+        if result.is_ok() && !baseline {
             for t in before {
-                if self.class[&t] == Class::Must {
-                    assert_eq!(
-                        self.counted.get(&t).copied().unwrap_or(0),
-                        1,
-                        "event {t} lost"
-                    );
+                if self.world.class[&t] == Class::Must {
+                    assert_eq!(self.counted(t), 1, "event {t} lost");
                 }
             }
         }
     }
 
     fn restart(&mut self, keep_state: bool) {
-        if keep_state && self.baseline_done {
+        if keep_state && self.st.baseline_done {
             let mut file = StateFile {
                 version: 1,
                 ..Default::default()
             };
-            file.targets.insert(
-                "t".into(),
-                TargetRecord {
-                    last_event_timestamp: None,
-                    seen: self.seen.entries().collect(),
-                    partial: self.partial,
-                },
-            );
+            file.targets.insert("t".into(), self.st.record());
             let json = serde_json::to_string(&file).unwrap();
             let back: StateFile = serde_json::from_str(&json).unwrap();
-            let rec = &back.targets["t"];
-            self.seen = SeenEvents::from_entries(rec.seen.iter().copied());
-            self.partial = rec.partial;
+            self.st = TargetState::restored(back.targets["t"].clone(), 0);
         } else {
-            self.seen = SeenEvents::default();
-            self.baseline_done = false;
-            self.partial = false;
+            self.st = TargetState::default();
         }
+        self.world.counting = self.st.baseline_done;
     }
 
-    fn run(&mut self, activities: bool, ops: &[Op]) {
+    fn run(&mut self, ops: &[Op]) {
         for op in ops {
             match op {
-                Op::Add(n) => self.add(activities, *n),
-                Op::AddEvent(pick) => {
-                    if activities {
-                        self.add(true, 0)
-                    } else {
-                        self.add_event(*pick)
-                    }
-                }
+                Op::Add(n) => self.world.add(*n),
+                Op::AddEvent(pick) => self.world.add_event(*pick),
                 Op::Collect {
                     page_size,
                     inserts,
                     fail_at,
                     repeat,
-                } => self.collect(activities, *page_size, inserts, *fail_at, *repeat),
+                } => self.collect(*page_size, inserts, *fail_at, *repeat),
                 Op::Restart { keep_state } => self.restart(*keep_state),
             }
         }
         // A final complete collection picks up everything still pending.
-        self.collect(activities, 3, &[], None, None);
-        self.collect(activities, 3, &[], None, None);
+        self.collect(3, &[], None, None);
+        self.collect(3, &[], None, None);
     }
 }
 
@@ -339,11 +427,11 @@ proptest! {
 
     #[test]
     fn message_history_counts_each_event_once_and_loses_none(ops in ops()) {
-        Harness::default().run(false, &ops);
+        Harness::new(false).run(&ops);
     }
 
     #[test]
     fn activities_count_each_record_once_and_lose_none(ops in ops()) {
-        Harness::default().run(true, &ops);
+        Harness::new(true).run(&ops);
     }
 }

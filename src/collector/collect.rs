@@ -1,0 +1,176 @@
+//! The collection of one target: unless within `collect.min_interval` of its
+//! last attempt or held back by the API budget, walk its pages with its
+//! collector and record how it went (`up`, duration, pages, truncation), in
+//! a `collection` span.
+
+use opentelemetry::trace::Status;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use std::time::Instant;
+
+use crate::collector::driver::{Collect, drive};
+use crate::collector::generation::{Generation, Member};
+use crate::collector::target::{TargetState, Walk};
+use crate::config::CollectorKind;
+use crate::error::GraphError;
+use crate::graph::{EdgeRequest, End, Pager};
+use crate::metrics::{Metrics, unix_now};
+
+/// Collects `member` of generation `g`. Returns whether its state changed.
+pub async fn collect(
+    g: &Generation,
+    member: &Member,
+    metrics: &Metrics,
+    deadline: Option<Instant>,
+) -> bool {
+    let l = &member.target.labels;
+    let span = tracing::info_span!(
+        "collection",
+        collector = l.collector,
+        target = %l.target,
+        outcome = Empty,
+        baseline = Empty,
+        pages = Empty,
+        events_new = Empty,
+        events_seen = Empty,
+        truncated = Empty,
+        error_code = Empty,
+    );
+    collect_in_span(g, member, metrics, deadline, span.clone())
+        .instrument(span)
+        .await
+}
+
+async fn collect_in_span(
+    g: &Generation,
+    member: &Member,
+    metrics: &Metrics,
+    deadline: Option<Instant>,
+    span: Span,
+) -> bool {
+    let target = &member.target;
+    let spec = &member.spec;
+    let _pending = target.pending_guard();
+    let mut st = target.state.lock().await;
+    if target.is_retired() {
+        // Dropped by a reload or discovery while this scrape waited.
+        span.record("outcome", "retired");
+        return false;
+    }
+    let started = Instant::now();
+    if let Some(last) = st.last_attempt
+        && started.duration_since(last) < g.settings.min_interval
+    {
+        span.record("outcome", "reused");
+        return false;
+    }
+    let budget = g.client.budget();
+    if budget.hold(&spec.id, &spec.token).is_some() {
+        // Serve the last values; no call, and `up` keeps the last collection's result.
+        metrics.api.set_throttled(&spec.id, true);
+        span.record("outcome", "throttled");
+        return false;
+    }
+    st.last_attempt = Some(started);
+    span.record("baseline", !st.baseline_done);
+    let mut walk = st.begin(g.settings.edge());
+    let (pages, result) = match spec.collector {
+        CollectorKind::Activities => {
+            walk_edge(&g.activities, g, member, &mut st, &mut walk, deadline).await
+        }
+        CollectorKind::MessageHistory => {
+            walk_edge(&g.message_history, g, member, &mut st, &mut walk, deadline).await
+        }
+    };
+    let baseline_established = st.finish(&walk, &result);
+    metrics
+        .api
+        .set_throttled(&spec.id, budget.hold(&spec.id, &spec.token).is_some());
+    let m = &metrics.collection;
+    let l = &target.labels;
+    m.duration
+        .get_or_create(l)
+        .set(started.elapsed().as_secs_f64());
+    m.pages.get_or_create(l).inc_by(u64::from(pages));
+    m.seen_events.get_or_create(l).set(st.seen.len() as i64);
+    if let Some(t) = st.last_event {
+        m.last_event.get_or_create(l).set(t as f64);
+    }
+    for (reason, n) in &st.tally.invalid {
+        m.invalid_records(l, reason, *n);
+    }
+    span.record("pages", pages);
+    span.record("events_new", st.tally.new);
+    span.record("events_seen", st.tally.seen);
+    match result {
+        Ok(end) => {
+            span.record("outcome", "ok");
+            span.record("truncated", end == End::MaxPages);
+            m.up.get_or_create(l).set(1);
+            m.last_success.get_or_create(l).set(unix_now());
+            if end == End::MaxPages {
+                m.truncated.get_or_create(l).inc();
+            }
+            if baseline_established {
+                tracing::info!(
+                    remembered = st.seen.len(),
+                    "baseline established; counting new events from now on"
+                );
+            }
+            if let Some(code) = st.failing.take() {
+                tracing::info!(error_code = %code, "collection recovered");
+            }
+        }
+        Err(GraphError::Throttled(wait)) => {
+            // The budget ran out partway: what was read is counted, the
+            // rest waits; no failed call was made, so `up` stays.
+            span.record("outcome", "throttled");
+            tracing::info!(resume_in = ?wait, "holding back to stay within the API budget");
+        }
+        Err(e) => {
+            m.up.get_or_create(l).set(0);
+            span.record("outcome", "failed");
+            span.record("error_code", e.error_code().as_ref());
+            span.set_status(Status::error(e.to_string()));
+            report_failure(&mut st, &e);
+        }
+    }
+    st.dirty
+}
+
+/// Walks `member`'s edge with `collector`; returns the pages fetched and how it ended.
+async fn walk_edge<C: Collect>(
+    collector: &C,
+    g: &Generation,
+    member: &Member,
+    st: &mut TargetState,
+    walk: &mut Walk,
+    deadline: Option<Instant>,
+) -> (u32, Result<End, GraphError>) {
+    let spec = &member.spec;
+    let mut pager = Pager::new(
+        EdgeRequest {
+            client: &g.client,
+            edge: C::EDGE,
+            id: &spec.id,
+            token: &spec.token,
+            fields: C::FIELDS,
+            limit: g.settings.page_size,
+            deadline,
+        },
+        g.settings.max_pages,
+    );
+    let result = drive(collector, &mut pager, &spec.id, st, walk).await;
+    (pager.pages(), result)
+}
+
+/// Logs a failure once per failure state (the span carries collector, target and error_code).
+fn report_failure(st: &mut TargetState, e: &GraphError) {
+    let code = e.error_code();
+    if st.failing.as_deref() != Some(code.as_ref()) {
+        tracing::warn!(error = %e, hint = e.hint(), "collection failing");
+        st.failing = Some(code.into_owned());
+    }
+}

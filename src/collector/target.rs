@@ -1,0 +1,227 @@
+//! One target's state and the synchronous steps of a collection over it:
+//! [`TargetState::begin`] (prune, start a walk), [`TargetState::absorb`]
+//! (take in a page's scan), [`TargetState::finish`] (baseline and the
+//! partial-walk rule). The driver and the property tests call these same
+//! functions.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use tokio::sync::Mutex;
+
+use crate::collector::seen::SeenEvents;
+use crate::collector::state_file::TargetRecord;
+use crate::config::TargetSpec;
+use crate::error::GraphError;
+use crate::graph::End;
+use crate::metrics::TargetLabels;
+
+/// What one page scan found.
+#[derive(Debug)]
+pub struct Scan<'p, T> {
+    /// Records or events not seen before (now remembered).
+    pub new: Vec<&'p T>,
+    /// Records or events within the window that were seen before.
+    pub seen: usize,
+    /// Reasons of records skipped as invalid.
+    pub invalid: Vec<&'static str>,
+    /// Newest event time on the page.
+    pub newest: Option<i64>,
+    /// The walk should not go further back.
+    pub stop: bool,
+}
+
+impl<T> Default for Scan<'_, T> {
+    fn default() -> Self {
+        Scan {
+            new: Vec::new(),
+            seen: 0,
+            invalid: Vec::new(),
+            newest: None,
+            stop: false,
+        }
+    }
+}
+
+/// What one collection found so far.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// Not seen before (counted, or remembered by a baseline).
+    pub new: u64,
+    /// Seen before (on an overlapping page).
+    pub seen: u64,
+    /// Records skipped, by reason.
+    pub invalid: BTreeMap<&'static str, u64>,
+}
+
+/// One walk over a target's pages, from [`TargetState::begin`].
+#[derive(Debug)]
+pub struct Walk {
+    /// The lookback edge (unix seconds): older events are neither counted nor remembered.
+    pub edge: i64,
+    /// The baseline is done: new events count (else they are only remembered).
+    pub counting: bool,
+    /// A record seen before this walk is the boundary (activities, after a complete walk).
+    pub stop_at_seen: bool,
+    /// Keys first seen in this walk.
+    pub this_walk: HashSet<u64>,
+}
+
+/// Mutable state of one target.
+#[derive(Debug, Default)]
+pub struct TargetState {
+    /// Events already counted (or marked by the baseline).
+    pub seen: SeenEvents,
+    /// The first successful collection has been made (or restored from the state file).
+    pub baseline_done: bool,
+    /// Start of the last collection attempt.
+    pub last_attempt: Option<Instant>,
+    /// Newest event time seen.
+    pub last_event: Option<i64>,
+    /// `error` label values in use for this phone number.
+    pub error_labels: HashSet<String>,
+    /// Applications seen for this phone number (their failure-state series exist).
+    pub applications: HashSet<String>,
+    /// `error_code` of the failure in progress, for one log line per failure state.
+    pub failing: Option<String>,
+    /// Changed since the state file was last written.
+    pub dirty: bool,
+    /// The last walk failed after remembering records, so the next one
+    /// reads the whole window instead of stopping at seen records.
+    pub partial: bool,
+    /// What the collection in progress found so far.
+    pub tally: Tally,
+}
+
+impl TargetState {
+    /// The state saved in the state file, pruned at the lookback `edge`.
+    pub fn restored(rec: TargetRecord, edge: i64) -> TargetState {
+        let mut seen = SeenEvents::from_entries(rec.seen);
+        seen.prune(edge);
+        TargetState {
+            seen,
+            last_event: rec.last_event_timestamp,
+            partial: rec.partial,
+            baseline_done: true,
+            ..TargetState::default()
+        }
+    }
+
+    /// What the state file keeps of it.
+    pub fn record(&self) -> TargetRecord {
+        TargetRecord {
+            last_event_timestamp: self.last_event,
+            seen: self.seen.entries().collect(),
+            partial: self.partial,
+        }
+    }
+
+    /// Starts a walk: forgets events older than `edge`, clears the tally.
+    pub fn begin(&mut self, edge: i64) -> Walk {
+        self.tally = Tally::default();
+        if self.seen.prune(edge) > 0 {
+            self.dirty = true;
+        }
+        Walk {
+            edge,
+            counting: self.baseline_done,
+            // After a walk that failed partway, records it saw sit above
+            // records nobody has seen yet: no boundary until a walk completes.
+            stop_at_seen: !self.partial,
+            this_walk: HashSet::new(),
+        }
+    }
+
+    /// Takes in the side results of a page scan.
+    pub fn absorb<T>(&mut self, scan: &Scan<'_, T>) {
+        if !scan.new.is_empty() {
+            self.dirty = true;
+        }
+        self.tally.new += scan.new.len() as u64;
+        self.tally.seen += scan.seen as u64;
+        if scan.newest.is_some() {
+            self.last_event = self.last_event.max(scan.newest);
+        }
+        for reason in &scan.invalid {
+            *self.tally.invalid.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Ends a walk with its result. Returns true if this walk completed the
+    /// baseline. A walk held back by the budget or failed leaves the baseline
+    /// to come; one that failed after remembering records makes the next walk
+    /// read the whole window.
+    pub fn finish(&mut self, walk: &Walk, result: &Result<End, GraphError>) -> bool {
+        self.partial = result.is_err() && (self.partial || !walk.this_walk.is_empty());
+        if result.is_ok() && !self.baseline_done {
+            self.baseline_done = true;
+            self.dirty = true;
+            return true;
+        }
+        false
+    }
+}
+
+/// One target this process collects: its labels, state, and flags.
+#[derive(Debug)]
+pub struct Target {
+    /// `{collector, target}` labels.
+    pub labels: TargetLabels,
+    /// Seen-state and bookkeeping; held for the whole of a collection.
+    pub state: Mutex<TargetState>,
+    /// A scrape asked for a collection of this target that has not finished yet.
+    pending: AtomicBool,
+    /// No generation has it any more: it is never collected again.
+    retired: AtomicBool,
+}
+
+impl Target {
+    /// A target of `spec` with `state`.
+    pub fn new(spec: &TargetSpec, state: TargetState) -> Target {
+        Target {
+            labels: TargetLabels {
+                collector: spec.collector.as_str(),
+                target: spec.id.clone(),
+            },
+            state: Mutex::new(state),
+            pending: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+        }
+    }
+
+    /// A scrape waits for a collection of it.
+    pub fn mark_pending(&self) {
+        self.pending.store(true, Ordering::Release);
+    }
+
+    /// Whether a collection a scrape asked for has not finished.
+    pub fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Clears the pending flag when the collection step ends, however it ends.
+    pub fn pending_guard(&self) -> PendingGuard<'_> {
+        PendingGuard(&self.pending)
+    }
+
+    /// Whether it was retired.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// Waits for a collection in flight, then stops collecting this target.
+    pub async fn retire(&self) {
+        let _st = self.state.lock().await;
+        self.retired.store(true, Ordering::Release);
+    }
+}
+
+/// Clears a target's `pending` flag on drop.
+pub struct PendingGuard<'a>(&'a AtomicBool);
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}

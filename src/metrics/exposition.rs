@@ -1,0 +1,141 @@
+//! What one response shows, built from the families and their label sets:
+//! every series (the registry built once at start-up), or a [`Scope`] that
+//! narrows it to one target (`/probe`) and shows the targets whose
+//! collection did not finish by the scrape deadline as down. A scoped answer
+//! is a registry of views over the same families, made for that response:
+//! nothing is copied, nothing is patched after encoding.
+
+use std::collections::HashSet;
+use std::fmt::{self, Debug};
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::metrics::encode::{Format, encode};
+use crate::metrics::labels::TargetLabels;
+
+/// What one response shows.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Only this target's series (`/probe`); `None`: every series.
+    pub only: Option<TargetLabels>,
+    /// Targets shown with `whatsapp_up` 0 in this response only: their
+    /// collection was still running at the scrape deadline.
+    pub down: HashSet<TargetLabels>,
+}
+
+impl Scope {
+    /// Every series as the registry holds it.
+    pub fn is_whole(&self) -> bool {
+        self.only.is_none() && self.down.is_empty()
+    }
+}
+
+/// A family that can be shown through a [`Scope`].
+pub trait Scoped: Send + Sync + Debug + 'static {
+    /// Encodes the series `scope` shows.
+    fn encode_in(&self, encoder: MetricEncoder, scope: &Scope) -> fmt::Result;
+    /// Whether `scope` shows none of its series (then not even its metadata is written).
+    fn is_empty_in(&self, scope: &Scope) -> bool;
+    /// Counter, gauge, histogram, ...
+    fn metric_type(&self) -> MetricType;
+}
+
+/// A family without target labels (request counts by endpoint, build info):
+/// in a whole answer, never in a target's.
+#[derive(Debug, Clone)]
+pub struct Unscoped<M>(pub M);
+
+impl<M: EncodeMetric + Send + Sync + Debug + 'static> Scoped for Unscoped<M> {
+    fn encode_in(&self, encoder: MetricEncoder, scope: &Scope) -> fmt::Result {
+        match scope.only {
+            None => self.0.encode(encoder),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn is_empty_in(&self, scope: &Scope) -> bool {
+        scope.only.is_some() || self.0.is_empty()
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+}
+
+/// A family registered in a registry through a scope.
+#[derive(Debug)]
+struct InScope {
+    family: Arc<dyn Scoped>,
+    scope: Arc<Scope>,
+}
+
+impl EncodeMetric for InScope {
+    fn encode(&self, encoder: MetricEncoder) -> fmt::Result {
+        self.family.encode_in(encoder, &self.scope)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.family.metric_type()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.family.is_empty_in(&self.scope)
+    }
+}
+
+/// One registered family.
+#[derive(Debug)]
+struct Described {
+    name: &'static str,
+    help: String,
+    family: Arc<dyn Scoped>,
+}
+
+/// Every family the exporter exposes, in registration order: the metric
+/// groups register into it. Read-only once built.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    families: Vec<Described>,
+    whole: Registry,
+}
+
+impl Exposition {
+    /// Registers a family under `name` (a counter without `_total`:
+    /// prometheus-client appends it).
+    pub fn register(&mut self, name: &'static str, help: impl Into<String>, family: impl Scoped) {
+        let family: Arc<dyn Scoped> = Arc::new(family);
+        let help = help.into();
+        self.whole.register(
+            name,
+            help.clone(),
+            InScope {
+                family: family.clone(),
+                scope: Arc::default(),
+            },
+        );
+        self.families.push(Described { name, help, family });
+    }
+
+    /// The answer for `scope` in `format`.
+    pub fn encode(&self, format: Format, scope: &Scope) -> Result<String, fmt::Error> {
+        if scope.is_whole() {
+            return encode(&self.whole, format);
+        }
+        let scope = Arc::new(scope.clone());
+        let mut registry = Registry::default();
+        for d in &self.families {
+            registry.register(
+                d.name,
+                d.help.clone(),
+                InScope {
+                    family: d.family.clone(),
+                    scope: scope.clone(),
+                },
+            );
+        }
+        encode(&registry, format)
+    }
+}
