@@ -14,6 +14,7 @@
 
 pub mod demo;
 mod http;
+mod render;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -188,7 +189,7 @@ struct SimData {
     /// Bumped by every change of a message history; keys the page cache.
     version: u64,
     /// Rendered message_history pages by (history, version, after, limit, fields).
-    page_cache: HashMap<PageKey, Arc<http::RenderedPage>>,
+    page_cache: HashMap<PageKey, Arc<render::RenderedPage>>,
     in_flight: usize,
     max_in_flight: usize,
     next_seq: u64,
