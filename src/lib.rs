@@ -6,23 +6,32 @@
 //! the counters in the OpenMetrics or classic Prometheus text format.
 //!
 //! # Layout
-//! - [`config`]: the YAML file, defaults, validation reporting every problem, token files.
+//! - [`cli`]: the flags, and what the binary does with them (`main.rs` only calls it).
+//! - [`config`]: the YAML file, defaults, tokens (`mod`), validation reporting every problem
+//!   with its line (`validate`), targets, collectors and shards (`target`); `check`.
 //! - [`secret`]: the access token newtype that never prints.
-//! - [`error`]: `GraphError`, whose `kind()` is the `error_code` label.
-//! - [`graph`]: the one HTTP client with retries (`client`), response types (`model`),
-//!   cursor pagination (`paging`), the API budget: usage headers, throttling, hourly cap (`budget`).
-//! - [`collector`]: per-target state, coalescing and budget checks (`mod`), the two collectors
-//!   (`activities`, `message_history`), dedupe (`seen`), persistence (`state_file`), phone number
-//!   listing for discovery and health (`discovery`).
-//! - [`metrics`]: metric families and registration (`mod`), exposition in both formats (`encode`),
-//!   families that can drop a removed target's series (`tracked`).
-//! - [`server`]: `AppState` and reload, `router(state)`, the scrape deadline (`mod`);
-//!   `run(listener, state, shutdown)`: accept loop, TLS, bounded graceful shutdown (`listen`).
-//! - [`web`]: `--web.config.file`: TLS settings, basic auth, headers, re-read on change.
+//! - [`fnv`]: the stable hash that keys remembered events and assigns shards.
+//! - [`error`]: `GraphError`: its `error_code` label, rate-limit scope, retryability, hint.
+//! - [`graph`]: the Graph edges (`edge`), the one HTTP client with retries (`client`),
+//!   response types (`model`), the pull pager (`paging`), the API budget (`budget`).
+//! - [`collector`]: the fleet of targets, one generation at a time (`fleet`, `generation`);
+//!   one target's collection (`collect`) through one driver (`driver`) over the target's
+//!   state steps (`target`); the two collectors (`activities`, `message_history`), dedupe
+//!   (`seen`), persistence (`state_file`), phone number listing (`discovery`).
+//! - [`metrics`]: the metric groups (`api`, `collection`, `events`, `phones`, `process`),
+//!   their label sets (`labels`), families that list their series (`tracked`), the answer of
+//!   one scrape built from them (`exposition`), both text formats (`encode`).
+//! - [`server`]: HTTP only: `router(state)` and its handlers (`mod`); `run(listener, state,
+//!   shutdown)`: accept loop, TLS, bounded graceful shutdown, binding, signals (`listen`).
+//! - [`web`]: `--web.config.file`: re-read on change, basic auth, headers (`mod`); the file
+//!   and its TLS settings (`file`).
 //! - [`telemetry`]: logs, OTLP traces and W3C trace context (`mod`); the `OTEL_*` settings
 //!   and the tracer provider (`otlp`).
-//! - [`sim`]: the Graph API simulator used by the tests and `--demo` (`demo`).
+//! - [`sim`]: the Graph API simulator used by the tests and `--demo`: data (`mod`), routing
+//!   (`http`), JSON and pages (`render`), the demo (`demo`).
 //!
+//! One scrape: `server` -> `collector::Fleet` (discovery, then each target through the
+//! driver: `graph` pages -> scan -> dedupe -> counters) -> `metrics::Exposition` -> `server`.
 //! Data flows one way: Graph API -> pages -> events -> dedupe -> counters -> exposition.
 
 #![forbid(unsafe_code)]

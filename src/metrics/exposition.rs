@@ -139,3 +139,62 @@ impl Exposition {
         encode(&registry, format)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::metrics::labels::{ACTIVITIES, MESSAGE_HISTORY, StatusLabels};
+
+    fn target(collector: &'static str, id: &str) -> TargetLabels {
+        TargetLabels {
+            collector,
+            target: id.into(),
+        }
+    }
+
+    #[test]
+    fn scopes_narrow_and_mark_down_from_the_label_sets() {
+        let mut exp = Exposition::default();
+        let m = Metrics::register(&mut exp, "v", "r");
+        let (a, b) = (target(MESSAGE_HISTORY, "1"), target(ACTIVITIES, "12"));
+        for t in [&a, &b] {
+            m.init_target(t);
+            m.collection.up.get_or_create(t).set(1);
+        }
+        m.events
+            .status_events
+            .get_or_create(&StatusLabels {
+                phone_number_id: "1".into(),
+                delivery_status: "SENT".into(),
+            })
+            .inc();
+        let whole = exp.encode(Format::Classic, &Scope::default()).unwrap();
+        assert!(whole.contains("whatsapp_up{collector=\"activities\",target=\"12\"} 1\n"));
+        assert!(whole.contains("whatsapp_exporter_build_info{"));
+
+        let only_a = Scope {
+            only: Some(a.clone()),
+            down: HashSet::new(),
+        };
+        let text = exp.encode(Format::Classic, &only_a).unwrap();
+        assert!(text.contains("whatsapp_up{collector=\"message_history\",target=\"1\"} 1\n"));
+        assert!(text.contains("whatsapp_message_status_events_total{phone_number_id=\"1\""));
+        assert!(text.contains("whatsapp_graph_api_throttled{target=\"1\"} 0\n"));
+        assert!(!text.contains("\"12\""), "{text}");
+        assert!(!text.contains("build_info"), "{text}");
+        // A family with nothing in scope is left out, metadata and all.
+        assert!(!text.contains("whatsapp_activity_events"), "{text}");
+
+        let a_down = Scope {
+            only: None,
+            down: [a.clone()].into(),
+        };
+        let text = exp.encode(Format::OpenMetrics, &a_down).unwrap();
+        assert!(text.contains("whatsapp_up{collector=\"message_history\",target=\"1\"} 0\n"));
+        assert!(text.contains("whatsapp_up{collector=\"activities\",target=\"12\"} 1\n"));
+        assert!(text.ends_with("# EOF\n"));
+        // In that response only: the registry keeps the last collection's value.
+        assert_eq!(m.collection.up.get(&a).map(|g| g.get()), Some(1));
+    }
+}

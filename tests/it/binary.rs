@@ -20,25 +20,35 @@ fn version_prints_version_and_revision() {
     );
 }
 
+/// Every flag the binary defines (read from its definitions, not a list
+/// kept by hand) is in `--help` with its description, and in the README.
 #[test]
-fn help_documents_every_flag() {
+fn help_and_readme_document_every_flag() {
+    use clap::CommandFactory;
     let out = Command::new(BIN).arg("--help").output().unwrap();
-    let s = String::from_utf8(out.stdout).unwrap();
-    for flag in [
-        "--config.file",
-        "--config.check",
-        "--web.listen-address",
-        "--web.telemetry-path",
-        "--demo",
-        "--log.level",
-        "--log.format",
-        "--tracing.otlp-endpoint",
-        "--web.config.file",
-        "--web.shutdown-timeout",
-        "--version",
-    ] {
-        assert!(s.contains(flag), "--help lacks {flag}:\n{s}");
+    let help = String::from_utf8(out.stdout).unwrap();
+    let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let help_flat = flat(&help);
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let cmd = whatsapp_exporter::cli::Flags::command();
+    let mut flags = 0;
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        let flag = format!("--{long}");
+        flags += 1;
+        assert!(help.contains(&flag), "--help lacks {flag}:\n{help}");
+        if let Some(about) = arg.get_help() {
+            let about = flat(&about.to_string());
+            assert!(
+                help_flat.contains(&about),
+                "--help lacks the description of {flag}: {about:?}"
+            );
+        }
+        assert!(readme.contains(&flag), "README.md does not mention {flag}");
     }
+    assert!(flags >= 12, "only {flags} flags found");
+    assert!(help.contains("--version"), "{help}");
 }
 
 #[test]

@@ -179,6 +179,58 @@ async fn reload_keeps_kept_targets_drops_removed_ones_and_rejects_bad_configs() 
     server.await.unwrap().unwrap();
 }
 
+/// A reload while a collection is in flight: the collection's events are
+/// counted once and the state file it ends with holds every target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_during_a_collection_loses_nothing_it_saw() {
+    let dir = temp_dir("reload-in-flight");
+    let (sim, cfg) = setup(&dir).await;
+    let loaded = Config::load(&cfg).unwrap();
+    let state: Arc<AppState> = AppState::new(
+        &loaded,
+        Options {
+            config_file: Some(cfg.clone()),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::run(listener, state, async {
+        let _ = stopped.await;
+    }));
+    get_text(&format!("{base}/metrics")).await; // baseline
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
+    sim.set_fault(PHONE, Some(Fault::Delay(Duration::from_millis(1500))));
+    let in_flight = tokio::spawn({
+        let url = format!("{base}/metrics");
+        async move { get_text(&url).await }
+    });
+    eventually(Duration::from_secs(5), "the slow collection", || async {
+        (sim.in_flight() > 0).then_some(())
+    })
+    .await;
+    let (status, body) = post(&format!("{base}/-/reload")).await;
+    assert_eq!(status, 200, "{body}");
+    let m = Metrics::parse(&in_flight.await.unwrap());
+    assert_eq!(
+        sent(&m, PHONE),
+        Some(1.0),
+        "the event seen in flight counts"
+    );
+    sim.set_fault(PHONE, None);
+    let saved = std::fs::read_to_string(dir.join("state.json")).unwrap();
+    for t in [WABA, PHONE, PHONE2] {
+        assert!(saved.contains(t), "the state file lost {t}: {saved}");
+    }
+    let m = Metrics::parse(&get_text(&format!("{base}/metrics")).await);
+    assert_eq!(sent(&m, PHONE), Some(1.0), "and only once");
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Starts the binary on `cfg`, logging into `dir/log.txt`; waits until it listens.
 async fn start_binary(cfg: &Path, dir: &Path) -> (Running, String) {
     let port = free_port();

@@ -71,12 +71,13 @@ async fn transient_errors_are_retried_permanent_ones_are_not() {
         ),
         2.0
     );
+    // Never retried: no series.
     assert_eq!(
-        m.val(
+        m.get(
             "whatsapp_graph_api_retries_total",
             &[("endpoint", "activities")]
         ),
-        0.0
+        None
     );
 
     // Transient once, then fine: the retry saves the collection.

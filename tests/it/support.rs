@@ -222,13 +222,24 @@ impl Metrics {
         found.first().map(|s| s.value)
     }
 
-    /// Like `get`, absent counts as 0.
+    /// The value of a series that must exist: an absent series (a misspelt
+    /// name, a label never set) fails the test instead of passing as 0.
     pub fn val(&self, name: &str, want: &[(&str, &str)]) -> f64 {
-        self.get(name, want).unwrap_or(0.0)
+        self.get(name, want).unwrap_or_else(|| {
+            let names: std::collections::BTreeSet<&str> =
+                self.samples.iter().map(|s| s.name.as_str()).collect();
+            panic!("no series {name} {want:?}; the exposition has {names:?}")
+        })
     }
 
     /// Sum over all series of `name` matching `want`.
+    /// A misspelt name fails the test: `name` must be in the exposition
+    /// (though no series of it may match `want`).
     pub fn sum(&self, name: &str, want: &[(&str, &str)]) -> f64 {
+        assert!(
+            self.samples.iter().any(|s| s.name == name),
+            "no series named {name} at all"
+        );
         self.find(name, want).iter().map(|s| s.value).sum()
     }
 }
