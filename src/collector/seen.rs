@@ -1,31 +1,12 @@
 //! Which events a target has already counted.
 //!
-//! Each event is remembered as a 64-bit FNV-1a hash of its identity (its id,
-//! or its content plus its message's id when it has none) with its event
-//! time, so it can be pruned once it falls behind the lookback edge. The hash
-//! is stable across builds and restarts, so it can be written to the state
-//! file.
+//! Each event is remembered as a 64-bit key of its identity (its id, or its
+//! content plus its message's id when it has none; [`crate::fnv::hash`],
+//! stable across builds and restarts, so it can be written to the state
+//! file) with its event time, so it can be pruned once it falls behind the
+//! lookback edge.
 
 use std::collections::HashMap;
-
-/// Stable 64-bit key of an event identity made of `parts`.
-pub fn event_key(parts: &[&str]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = OFFSET;
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            // A separator byte that cannot occur in UTF-8, so ("ab","c") != ("a","bc").
-            h ^= 0xff;
-            h = h.wrapping_mul(PRIME);
-        }
-        for b in part.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(PRIME);
-        }
-    }
-    h
-}
 
 /// The remembered events of one target: key -> event time (unix seconds).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -88,14 +69,6 @@ impl SeenEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_are_stable_and_separated() {
-        // Pinned: the state file depends on this function never changing.
-        assert_eq!(event_key(&[]), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(event_key(&["a"]), 0xaf63_dc4c_8601_ec8c);
-        assert_ne!(event_key(&["ab", "c"]), event_key(&["a", "bc"]));
-    }
 
     #[test]
     fn insert_and_prune() {

@@ -148,3 +148,39 @@ async fn discovered_numbers_resume_from_the_state_file_after_a_restart() {
     );
     exp.stop().await;
 }
+
+/// A phone number listing slower than the scrape deadline: the scrape
+/// answers by the deadline with every target it has not collected yet down,
+/// not with stale values reported up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_listing_is_under_the_scrape_deadline() {
+    let (sim, url) = simulator().await;
+    sim.list_phone(WABA, PHONE, SimPhoneNumber::new("+1 555-0100", "Acme"));
+    let yaml = format!(
+        "graph_api:\n  base_url: {url}\naccounts:\n  - waba_id: \"{WABA}\"\n\
+         collect:\n  min_interval: 0s\ndiscovery:\n  interval: 0s\n"
+    );
+    let exp = Exporter::start(&yaml).await;
+    let m = exp.scrape().await;
+    assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
+    assert_eq!(up(&m, "activities", WABA), Some(1.0));
+
+    sim.set_fault(
+        WABA,
+        Some(whatsapp_exporter::sim::Fault::Delay(Duration::from_secs(3))),
+    );
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", exp.url))
+        .header("X-Prometheus-Scrape-Timeout-Seconds", "1.5")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let m = Metrics::parse(&text);
+    assert_eq!(up(&m, "message_history", PHONE), Some(0.0), "{text}");
+    assert_eq!(up(&m, "activities", WABA), Some(0.0));
+    sim.set_fault(WABA, None);
+    exp.stop().await;
+}

@@ -59,6 +59,40 @@ async fn get_text(url: &str) -> String {
     reqwest::get(url).await.unwrap().text().await.unwrap()
 }
 
+/// The real server in process, reloadable from `cfg`, on 127.0.0.1:0.
+struct Served {
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    async fn start(cfg: &Path) -> Served {
+        let loaded = Config::load(cfg).unwrap();
+        let state: Arc<AppState> = AppState::new(
+            &loaded,
+            Options {
+                config_file: Some(cfg.to_path_buf()),
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(server::run(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Served { base, stop, server }
+    }
+
+    /// Graceful stop (writes the state file).
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.server.await.unwrap().unwrap();
+    }
+}
+
 async fn post(url: &str) -> (u16, String) {
     let r = reqwest::Client::new().post(url).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
@@ -68,21 +102,8 @@ async fn post(url: &str) -> (u16, String) {
 async fn reload_keeps_kept_targets_drops_removed_ones_and_rejects_bad_configs() {
     let dir = temp_dir("reload");
     let (sim, cfg) = setup(&dir).await;
-    let loaded = Config::load(&cfg).unwrap();
-    let state: Arc<AppState> = AppState::new(
-        &loaded,
-        Options {
-            config_file: Some(cfg.clone()),
-            ..Options::default()
-        },
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::run(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let served = Served::start(&cfg).await;
+    let base = served.base.clone();
     let scrape = || async {
         let text = get_text(&format!("{base}/metrics")).await;
         (Metrics::parse(&text), text)
@@ -175,8 +196,7 @@ async fn reload_keeps_kept_targets_drops_removed_ones_and_rejects_bad_configs() 
     let r = c.get(format!("{base}/-/reload")).send().await.unwrap();
     assert_eq!(r.status(), 405);
 
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    served.stop().await;
 }
 
 /// A reload while a collection is in flight: the collection's events are
@@ -185,21 +205,8 @@ async fn reload_keeps_kept_targets_drops_removed_ones_and_rejects_bad_configs() 
 async fn a_reload_during_a_collection_loses_nothing_it_saw() {
     let dir = temp_dir("reload-in-flight");
     let (sim, cfg) = setup(&dir).await;
-    let loaded = Config::load(&cfg).unwrap();
-    let state: Arc<AppState> = AppState::new(
-        &loaded,
-        Options {
-            config_file: Some(cfg.clone()),
-            ..Options::default()
-        },
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::run(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let served = Served::start(&cfg).await;
+    let base = served.base.clone();
     get_text(&format!("{base}/metrics")).await; // baseline
     sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
     sim.set_fault(PHONE, Some(Fault::Delay(Duration::from_millis(1500))));
@@ -226,8 +233,7 @@ async fn a_reload_during_a_collection_loses_nothing_it_saw() {
     }
     let m = Metrics::parse(&get_text(&format!("{base}/metrics")).await);
     assert_eq!(sent(&m, PHONE), Some(1.0), "and only once");
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    served.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
