@@ -7,8 +7,9 @@
 //!
 //! # Layout
 //! - [`cli`]: the flags, and what the binary does with them (`main.rs` only calls it).
-//! - [`config`]: the YAML file, defaults, tokens (`mod`), validation reporting every problem
-//!   with its line (`validate`), targets, collectors and shards (`target`); `check`.
+//! - [`config`]: loading and `check` (`mod`); the file's sections and defaults (`file`),
+//!   validation reporting every problem with its line (`validate`, `problem`), targets with
+//!   their tokens, collectors and shards (`target`).
 //! - [`secret`]: the access token newtype that never prints.
 //! - [`fnv`]: the stable hash that keys remembered events and assigns shards.
 //! - [`error`]: `GraphError`: its `error_code` label, rate-limit scope, retryability, hint.
@@ -17,10 +18,12 @@
 //! - [`collector`]: the fleet of targets, one generation at a time (`fleet`, `generation`);
 //!   one target's collection (`collect`) through one driver (`driver`) over the target's
 //!   state steps (`target`); the two collectors (`activities`, `message_history`), dedupe
-//!   (`seen`), persistence (`state_file`), phone number listing (`discovery`).
+//!   (`seen`), persistence (`state_file`), phone number listing (`discovery`), `collect:`
+//!   settings (`settings`).
 //! - [`metrics`]: the metric groups (`api`, `collection`, `events`, `phones`, `process`),
-//!   their label sets (`labels`), families that list their series (`tracked`), the answer of
-//!   one scrape built from them (`exposition`), both text formats (`encode`).
+//!   their label sets and values (`labels`), families that list their series (`tracked`),
+//!   what the groups share (`shared`), the answer of one scrape built from them
+//!   (`exposition`), both text formats (`encode`).
 //! - [`server`]: HTTP only: `router(state)` and its handlers (`mod`); `run(listener, state,
 //!   shutdown)`: accept loop, TLS, bounded graceful shutdown, binding, signals (`listen`).
 //! - [`web`]: `--web.config.file`: re-read on change, basic auth, headers (`mod`); the file

@@ -10,7 +10,6 @@
 use std::collections::HashSet;
 
 use crate::collector::driver::Collect;
-use crate::collector::label_value;
 use crate::collector::seen::SeenEvents;
 use crate::collector::target::{Scan, TargetState, Walk};
 use crate::fnv;
@@ -18,6 +17,7 @@ use crate::graph::Edge;
 use crate::graph::model::{Activity, Page};
 use crate::metrics::EventMetrics;
 use crate::metrics::labels::ActivityLabels;
+use crate::metrics::labels::label_value;
 
 /// Fields requested: every documented field (the defaults omit id and category).
 pub const FIELDS: &str = "id,actor_business_id,actor_id,category,event_type,timestamp";

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use crate::collector::label_value;
 use crate::config::{AccountSpec, CollectorKind, LoadedConfig, TargetSpec, is_digits};
 use crate::graph::model::PhoneNumber;
 use crate::graph::{Edge, EdgeRequest, GraphClient, Pager};
 use crate::metrics::PhoneMetrics;
+use crate::metrics::labels::label_value;
 use crate::metrics::phones::ListedPhone;
 
 /// `fields=` of the listing.

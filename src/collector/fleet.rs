@@ -16,9 +16,10 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use tracing::Instrument;
 
+use crate::collector::collect;
 use crate::collector::discovery::Discovery;
 use crate::collector::generation::{Generation, Member, Parts};
-use crate::collector::{CollectSettings, collect};
+use crate::collector::settings::CollectSettings;
 use crate::config::{
     CollectorKind, Config, ConfigError, LoadedConfig, Shard, ShardError, TargetSpec,
 };

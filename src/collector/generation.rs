@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::collector::CollectSettings;
 use crate::collector::activities::ActivitiesCollector;
 use crate::collector::discovery::Discovery;
 use crate::collector::message_history::MessageHistoryCollector;
+use crate::collector::settings::CollectSettings;
 use crate::collector::state_file::{self, StateFile};
 use crate::collector::target::{Target, TargetState};
 use crate::config::{Shard, TargetSpec};

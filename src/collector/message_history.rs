@@ -11,12 +11,12 @@ use std::collections::HashSet;
 use crate::collector::driver::Collect;
 use crate::collector::seen::SeenEvents;
 use crate::collector::target::{Scan, TargetState, Walk};
-use crate::collector::{MAX_LABEL_CHARS, label_value, truncate_chars};
 use crate::fnv;
 use crate::graph::Edge;
 use crate::graph::model::{MessageHistory, Page, StatusEvent};
 use crate::metrics::EventMetrics;
 use crate::metrics::labels::{DeliveryErrorLabels, StatusLabels, WebhookLabels};
+use crate::metrics::labels::{MAX_LABEL_CHARS, label_value, truncate_chars};
 
 /// Fields requested: the defaults omit the events.
 pub const FIELDS: &str = "id,message_id,events{id,delivery_status,webhook_update_state,timestamp,application,error_description}";

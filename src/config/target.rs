@@ -4,23 +4,22 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
-
+use crate::config::file::{Config, ShardConfig, TOKEN_ENV};
+use crate::config::problem::Problem;
 use crate::config::validate::{line_of_key, line_of_value};
-use crate::config::{AccountSpec, Config, Problem, TOKEN_ENV};
 use crate::fnv;
 use crate::secret::AccessToken;
 
-/// `shard:` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShardConfig {
-    /// This replica's shard, 0-based; absent: the ordinal at the end of
-    /// `$POD_NAME` or `$HOSTNAME` (a StatefulSet pod `name-2` is shard 2).
-    #[serde(default)]
-    pub index: Option<u32>,
-    /// How many shards.
-    pub count: u32,
+/// An account whose phone numbers are listed (for their health, and as
+/// targets when `discover`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSpec {
+    /// WABA id.
+    pub waba_id: String,
+    /// Token for its calls.
+    pub token: AccessToken,
+    /// `phone_number_ids` is absent: the listed numbers are targets.
+    pub discover: bool,
 }
 
 /// One shard of the targets: those whose stable hash modulo `count` is `index`.
@@ -143,7 +142,7 @@ impl CollectorKind {
     pub const ALL: [CollectorKind; 2] = [CollectorKind::Activities, CollectorKind::MessageHistory];
 
     /// The `collector` label value, as users write it.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             CollectorKind::Activities => "activities",
             CollectorKind::MessageHistory => "message_history",

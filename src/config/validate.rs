@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 
-use crate::config::{Config, Problem};
+use crate::config::file::Config;
+use crate::config::problem::Problem;
 
 impl Config {
     /// Checks values serde cannot; returns every problem.

@@ -22,12 +22,9 @@ impl Edge {
         }
     }
 
-    /// The `endpoint` label value of the request metrics.
+    /// The `endpoint` label value of the request metrics: the path segment,
+    /// for every edge read so far (a read of a node itself will need its own).
     pub const fn label(self) -> &'static str {
-        match self {
-            Edge::Activities => "activities",
-            Edge::MessageHistory => "message_history",
-            Edge::PhoneNumbers => "phone_numbers",
-        }
+        self.path()
     }
 }

@@ -11,7 +11,7 @@ use crate::error::GraphError;
 use crate::graph::model::{Page, Paging};
 
 /// Where a walk's pages come from: the Graph API (an
-/// [`EdgeRequest`](crate::graph::EdgeRequest)), or a test's world.
+/// `EdgeRequest` of the client), or a test's world.
 pub trait PageSource<T> {
     /// Fetches the page after cursor `after` (the newest page when `None`).
     fn fetch(

@@ -14,7 +14,8 @@ use crate::metrics::exposition::{Exposition, Unscoped};
 use crate::metrics::labels::{
     ApiErrorLabels, EndpointLabels, RequestLabels, TargetOnlyLabels, TraceLabels, UsageLabels,
 };
-use crate::metrics::{FloatGauge, Tracked};
+use crate::metrics::shared::FloatGauge;
+use crate::metrics::tracked::Tracked;
 
 /// A histogram whose buckets carry the trace id of their last observation.
 pub type RequestHistogram = HistogramWithExemplars<TraceLabels>;

@@ -11,7 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use crate::metrics::exposition::{Exposition, Scope, Scoped, Unscoped};
 use crate::metrics::labels::{InvalidRecordLabels, OfTarget, ResultLabels, TargetLabels};
-use crate::metrics::{FloatGauge, REUSE, Tracked};
+use crate::metrics::shared::{FloatGauge, REUSE};
+use crate::metrics::tracked::Tracked;
 
 /// `whatsapp_up` and the other per-target collection series.
 #[derive(Clone, Debug)]

@@ -6,7 +6,8 @@ use crate::metrics::exposition::Exposition;
 use crate::metrics::labels::{
     ActivityLabels, DeliveryErrorLabels, OfTarget, StatusLabels, TargetLabels, WebhookLabels,
 };
-use crate::metrics::{REUSE, Tracked};
+use crate::metrics::shared::REUSE;
+use crate::metrics::tracked::Tracked;
 
 /// `whatsapp_activity_events_total`, `whatsapp_message_status_events_total`,
 /// `whatsapp_webhook_update*_total`, `whatsapp_message_delivery_errors_total`.

@@ -6,6 +6,28 @@ use std::borrow::Cow;
 
 use prometheus_client::encoding::EncodeLabelSet;
 
+use crate::config::CollectorKind;
+
+/// Longest label value taken from the API, in characters.
+pub const MAX_LABEL_CHARS: usize = 100;
+
+/// `s` cut to at most `max` characters, on a character boundary.
+pub fn truncate_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => &s[..cut],
+        None => s,
+    }
+}
+
+/// A label value as the API gives it (trimmed, capped at
+/// [`MAX_LABEL_CHARS`]); missing or empty becomes `unknown`.
+pub fn label_value(v: Option<&str>) -> String {
+    match v.map(str::trim) {
+        Some(s) if !s.is_empty() => truncate_chars(s, MAX_LABEL_CHARS).to_string(),
+        _ => "unknown".to_string(),
+    }
+}
+
 /// Label sets that can tell whether their series belongs to a target.
 pub trait OfTarget {
     /// Whether this series is one of `target`'s. Most are nobody's.
@@ -15,9 +37,9 @@ pub trait OfTarget {
 }
 
 /// `collector` label value of the activities collector.
-pub const ACTIVITIES: &str = "activities";
+pub const ACTIVITIES: &str = CollectorKind::Activities.as_str();
 /// `collector` label value of the message_history collector.
-pub const MESSAGE_HISTORY: &str = "message_history";
+pub const MESSAGE_HISTORY: &str = CollectorKind::MessageHistory.as_str();
 
 /// `{collector, target}`: one target of one collector.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]

@@ -17,12 +17,8 @@ pub mod exposition;
 pub mod labels;
 pub mod phones;
 pub mod process;
+pub mod shared;
 pub mod tracked;
-
-use std::sync::atomic::AtomicU64;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use prometheus_client::metrics::gauge::Gauge;
 
 pub use api::ApiMetrics;
 pub use collection::CollectionMetrics;
@@ -31,21 +27,8 @@ pub use exposition::{Exposition, Scope};
 pub use labels::TargetLabels;
 pub use phones::PhoneMetrics;
 pub use process::ProcessMetrics;
+pub use shared::{FloatGauge, unix_now};
 pub use tracked::Tracked;
-
-/// A float gauge.
-pub type FloatGauge = Gauge<f64, AtomicU64>;
-
-const REUSE: &str =
-    "A scrape within collect.min_interval of the last collection of a target reuses its result";
-
-/// Now, in Unix seconds with a fraction (for `_timestamp_seconds` gauges).
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
 
 /// Every group; each part goes only where it is written.
 #[derive(Clone, Debug)]

@@ -5,9 +5,9 @@ use std::collections::HashSet;
 
 use prometheus_client::metrics::gauge::Gauge;
 
-use crate::metrics::Tracked;
 use crate::metrics::exposition::Exposition;
 use crate::metrics::labels::{LimitLabels, PhoneInfoLabels, QualityLabels};
+use crate::metrics::tracked::Tracked;
 
 /// The quality ratings always exposed (0 or 1), whatever the API gives.
 pub const RATINGS: [&str; 4] = ["GREEN", "YELLOW", "RED", "UNKNOWN"];

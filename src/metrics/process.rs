@@ -5,7 +5,8 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use crate::metrics::exposition::{Exposition, Unscoped};
 use crate::metrics::labels::{BuildLabels, ShardLabels};
-use crate::metrics::{FloatGauge, Tracked, unix_now};
+use crate::metrics::shared::{FloatGauge, unix_now};
+use crate::metrics::tracked::Tracked;
 
 /// `whatsapp_exporter_build_info`, `whatsapp_shard_info`, `whatsapp_config_*`.
 #[derive(Clone, Debug)]

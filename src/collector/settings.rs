@@ -1,0 +1,54 @@
+//! `collect:` in the form the collectors use, and the lookback edge.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::LoadedConfig;
+
+/// Settings of `collect:` in the form the collectors use.
+#[derive(Debug, Clone)]
+pub struct CollectSettings {
+    /// `limit=`.
+    pub page_size: u32,
+    /// Pages per collection.
+    pub max_pages: u32,
+    /// Counting window.
+    pub lookback: Duration,
+    /// Reuse window.
+    pub min_interval: Duration,
+    /// Parallel collections.
+    pub concurrency: usize,
+    /// Failure values of `webhook_update_state`.
+    pub webhook_failure_states: HashSet<String>,
+    /// Distinct `error` labels per phone number.
+    pub max_error_labels: usize,
+}
+
+impl From<&LoadedConfig> for CollectSettings {
+    fn from(loaded: &LoadedConfig) -> Self {
+        let c = &loaded.config.collect;
+        CollectSettings {
+            page_size: c.page_size,
+            max_pages: c.max_pages,
+            lookback: c.lookback,
+            min_interval: c.min_interval,
+            concurrency: c.concurrency,
+            webhook_failure_states: c.webhook_failure_states.iter().cloned().collect(),
+            max_error_labels: c.max_error_labels,
+        }
+    }
+}
+
+impl CollectSettings {
+    /// The lookback edge now, in unix seconds.
+    pub fn edge(&self) -> i64 {
+        unix_now() - self.lookback.as_secs() as i64
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
