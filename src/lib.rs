@@ -38,6 +38,7 @@
 //! Data flows one way: Graph API -> pages -> events -> dedupe -> counters -> exposition.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod cli;
 pub mod collector;
