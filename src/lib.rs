@@ -24,14 +24,16 @@
 //!   their label sets and values (`labels`), families that list their series (`tracked`),
 //!   what the groups share (`shared`), the answer of one scrape built from them
 //!   (`exposition`), both text formats (`encode`).
-//! - [`server`]: HTTP only: `router(state)` and its handlers (`mod`); `run(listener, state,
-//!   shutdown)`: accept loop, TLS, bounded graceful shutdown, binding, signals (`listen`).
+//! - [`server`]: HTTP only: what requests share (`state`), `router(state)` and its handlers
+//!   (`routes`); `run(listener, state, shutdown)`: accept loop, TLS, bounded graceful
+//!   shutdown, binding, signals (`listen`).
 //! - [`web`]: `--web.config.file`: re-read on change, basic auth, headers (`mod`); the file
 //!   and its TLS settings (`file`).
 //! - [`telemetry`]: logs, OTLP traces and W3C trace context (`mod`); the `OTEL_*` settings
 //!   and the tracer provider (`otlp`).
-//! - [`sim`]: the Graph API simulator used by the tests and `--demo`: data (`mod`), routing
-//!   (`http`), JSON and pages (`render`), the demo (`demo`).
+//! - [`sim`]: the Graph API simulator used by the tests and `--demo`: its data and handle
+//!   (`store`), what tests put in (`records`), serving and routing (`http`), JSON and pages
+//!   (`render`), the demo (`demo`).
 //!
 //! One scrape: `server` -> `collector::Fleet` (discovery, then each target through the
 //! driver: `graph` pages -> scan -> dedupe -> counters) -> `metrics::Exposition` -> `server`.

@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Fault, SimActivity, SimEvent, SimPhoneNumber, Simulator};
 use crate::config::{Config, LoadedConfig, TOKEN_ENV};
+use crate::sim::records::{Fault, SimActivity, SimEvent, SimPhoneNumber};
+use crate::sim::store::Simulator;
 
 /// The demo's token (it only ever travels over loopback to the simulator).
 pub const DEMO_TOKEN: &str = "demo-token-not-a-secret";

@@ -1,6 +1,7 @@
 //! The simulator's HTTP side: routing, auth, query parsing, JSON building.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -10,13 +11,29 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use super::render::{
+use crate::sim::records::{Fault, SimMessage, SimPhoneNumber, Stored};
+use crate::sim::render::{
     activity_json, decode_cursor, message_json, page, parse_fields, phone_json, render_page,
     urlencode,
 };
-use super::{Fault, SimMessage, SimPhoneNumber, Simulator, Stored};
+use crate::sim::store::Simulator;
 
-pub(super) fn router(sim: Simulator) -> Router {
+impl Simulator {
+    /// Binds `127.0.0.1:0`, serves in a background task, returns the base URL.
+    pub async fn start(&self) -> std::io::Result<String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr: SocketAddr = listener.local_addr()?;
+        let app = router(self.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "simulator stopped");
+            }
+        });
+        Ok(format!("http://{addr}"))
+    }
+}
+
+fn router(sim: Simulator) -> Router {
     Router::new()
         .route("/{version}/{id}/{edge}", get(handle))
         .with_state(sim)

@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use super::{SimActivity, SimEvent, SimMessage, SimPhoneNumber, Stored};
+use crate::sim::records::{SimActivity, SimEvent, SimMessage, SimPhoneNumber, Stored};
 
 /// Bytes in front of every cursor, so cursors always contain `+` and `/`.
 const CURSOR_PREFIX: &[u8] = &[0xfb, 0xef, 0xff];

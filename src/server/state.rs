@@ -1,0 +1,76 @@
+//! What every request shares: the exposition, the fleet and the server's options.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::collector::{Fleet, FleetOptions};
+use crate::config::{LoadedConfig, Shard};
+use crate::metrics::{Exposition, Metrics};
+use crate::web::WebConfig;
+
+/// Version and revision, as `--version` prints them.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Git revision baked in by build.rs, or `unknown`.
+pub const REVISION: &str = env!("WHATSAPP_EXPORTER_REVISION");
+
+/// How the server runs, besides the configuration file's contents.
+#[derive(Clone)]
+pub struct Options {
+    /// Where metrics are served.
+    pub telemetry_path: String,
+    /// Subtracted from Prometheus' scrape timeout to get the scrape deadline.
+    pub timeout_offset: Duration,
+    /// The file `POST /-/reload` and SIGHUP read again; `None` (demo, tests) cannot reload.
+    pub config_file: Option<PathBuf>,
+    /// `--web.config.file`: TLS, basic auth, headers.
+    pub web: Arc<WebConfig>,
+    /// On shutdown, how long requests in flight may take to finish.
+    pub shutdown_timeout: Duration,
+    /// `--shard`: overrides the config file's `shard:`.
+    pub shard: Option<Shard>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            telemetry_path: "/metrics".into(),
+            timeout_offset: Duration::from_millis(500),
+            config_file: None,
+            web: WebConfig::none(),
+            shutdown_timeout: Duration::from_secs(15),
+            shard: None,
+        }
+    }
+}
+
+/// Everything a request needs; built once.
+pub struct AppState {
+    /// Every family, read-only after setup.
+    pub exposition: Exposition,
+    /// The targets and their collection.
+    pub fleet: Arc<Fleet>,
+    /// Server options.
+    pub options: Options,
+}
+
+impl AppState {
+    /// Builds the metrics and the fleet of a configuration.
+    pub fn new(loaded: &LoadedConfig, options: Options) -> anyhow::Result<Arc<Self>> {
+        let mut exposition = Exposition::default();
+        let metrics = Metrics::register(&mut exposition, VERSION, REVISION);
+        let fleet = Fleet::new(
+            loaded,
+            FleetOptions {
+                config_file: options.config_file.clone(),
+                shard: options.shard,
+            },
+            metrics,
+        )?;
+        Ok(Arc::new(AppState {
+            exposition,
+            fleet: Arc::new(fleet),
+            options,
+        }))
+    }
+}

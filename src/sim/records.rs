@@ -1,0 +1,158 @@
+//! What tests and the demo put into the simulator: records, listed phone
+//! numbers, and faults to answer with.
+
+use std::time::Duration;
+
+/// A fault the simulator answers with instead of data, for one target id.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// A GraphAPIError body with this HTTP status.
+    GraphError {
+        /// HTTP status.
+        status: u16,
+        /// `error.code`.
+        code: i64,
+        /// `error.message`.
+        message: String,
+        /// `error.is_transient`.
+        is_transient: bool,
+    },
+    /// Any status and body, sent as is.
+    Raw {
+        /// HTTP status.
+        status: u16,
+        /// Body.
+        body: String,
+    },
+    /// Wait this long, then answer normally.
+    Delay(Duration),
+    /// Answer the next requests with these (status, body) pairs in order,
+    /// then normally again.
+    Sequence(std::collections::VecDeque<(u16, String)>),
+}
+
+/// A delivery-status event to add to a message.
+#[derive(Debug, Clone, Default)]
+pub struct SimEvent {
+    /// Event id; `None` leaves it out of the response.
+    pub id: Option<String>,
+    /// `delivery_status`; `None` leaves it out.
+    pub delivery_status: Option<String>,
+    /// Unix seconds.
+    pub timestamp: i64,
+    /// `webhook_update_state`; `None` leaves it out.
+    pub webhook_update_state: Option<String>,
+    /// `application.id`; `None` leaves `application` out.
+    pub application_id: Option<String>,
+    /// `webhook_uri`.
+    pub webhook_uri: Option<String>,
+    /// `error_description`.
+    pub error_description: Option<String>,
+}
+
+impl SimEvent {
+    /// An event with a fresh id, delivered to app `9876543210987654`'s webhook.
+    pub fn new(status: &str, timestamp: i64) -> Self {
+        SimEvent {
+            id: None,
+            delivery_status: Some(status.to_string()),
+            timestamp,
+            webhook_update_state: Some("DELIVERED".into()),
+            application_id: Some("9876543210987654".into()),
+            webhook_uri: Some("https://example.com/webhook".into()),
+            error_description: None,
+        }
+    }
+
+    /// Sets `webhook_update_state`.
+    pub fn webhook(mut self, state: &str) -> Self {
+        self.webhook_update_state = Some(state.to_string());
+        self
+    }
+
+    /// Sets `error_description`.
+    pub fn error(mut self, desc: &str) -> Self {
+        self.error_description = Some(desc.to_string());
+        self
+    }
+
+    /// Sets `application.id`.
+    pub fn app(mut self, id: &str) -> Self {
+        self.application_id = Some(id.to_string());
+        self
+    }
+}
+
+/// A phone number as `GET /{WABA-ID}/phone_numbers` lists it.
+#[derive(Debug, Clone, Default)]
+pub struct SimPhoneNumber {
+    /// `display_phone_number`.
+    pub display_phone_number: Option<String>,
+    /// `verified_name`.
+    pub verified_name: Option<String>,
+    /// `quality_rating`.
+    pub quality_rating: Option<String>,
+    /// `messaging_limit_tier`.
+    pub messaging_limit_tier: Option<String>,
+    /// `status`.
+    pub status: Option<String>,
+}
+
+impl SimPhoneNumber {
+    /// A connected number with GREEN quality in tier `TIER_1K`.
+    pub fn new(display: &str, name: &str) -> Self {
+        SimPhoneNumber {
+            display_phone_number: Some(display.to_string()),
+            verified_name: Some(name.to_string()),
+            quality_rating: Some("GREEN".into()),
+            messaging_limit_tier: Some("TIER_1K".into()),
+            status: Some("CONNECTED".into()),
+        }
+    }
+}
+
+/// An activity record to add to a WABA.
+#[derive(Debug, Clone, Default)]
+pub struct SimActivity {
+    /// Record id; `None` leaves it out.
+    pub id: Option<String>,
+    /// `event_type`.
+    pub event_type: Option<String>,
+    /// `category`.
+    pub category: Option<String>,
+    /// Unix seconds.
+    pub timestamp: i64,
+    /// `actor_id`.
+    pub actor_id: Option<String>,
+    /// `actor_business_id`.
+    pub actor_business_id: Option<String>,
+}
+
+impl SimActivity {
+    /// A record of this category and type.
+    pub fn new(category: &str, event_type: &str, timestamp: i64) -> Self {
+        SimActivity {
+            id: None,
+            event_type: Some(event_type.to_string()),
+            category: Some(category.to_string()),
+            timestamp,
+            actor_id: Some("1111222233334444".into()),
+            actor_business_id: Some("5678901234567890".into()),
+        }
+    }
+}
+
+/// A record as stored: its place in the list (newer is higher).
+#[derive(Debug, Clone)]
+pub(super) struct Stored<T> {
+    pub(super) seq: u64,
+    pub(super) item: T,
+}
+
+/// A message and its events.
+#[derive(Debug, Clone)]
+pub(super) struct SimMessage {
+    pub(super) id: String,
+    pub(super) message_id: String,
+    pub(super) events: Vec<SimEvent>,
+}
