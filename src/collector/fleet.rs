@@ -288,7 +288,18 @@ impl Fleet {
     /// Writes the state file of the generation in force (see
     /// [`Generation::save_state`] for what `deadline` changes).
     pub async fn save(&self, deadline: Option<Instant>) {
-        let _one_writer = self.writer.lock().await;
+        let _one_writer = match deadline {
+            None => self.writer.lock().await,
+            Some(d) => match tokio::time::timeout_at(d.into(), self.writer.lock()).await {
+                Ok(w) => w,
+                Err(_) => {
+                    tracing::warn!(
+                        "a write of the state file is still in progress; not writing again"
+                    );
+                    return;
+                }
+            },
+        };
         self.current()
             .save_state(&self.metrics.collection, deadline)
             .await;

@@ -115,11 +115,6 @@ async fn probe(
         collector: collector.as_str(),
         target: id.to_string(),
     };
-    if state.fleet.current().find(&target).is_none() {
-        return bad_request(format!(
-            "{collector} target {id:?} is not collected by this process: not in the configuration, not discovered, or in another shard"
-        ));
-    }
     let span = tracing::info_span!(
         "probe",
         otel.kind = "server",
@@ -158,7 +153,12 @@ async fn scrape(
     };
     let down = match state.fleet.collect(selection, deadline).await {
         Ok(unfinished) => unfinished,
-        Err(e) => return bad_request(e.to_string()),
+        Err(e) => {
+            let what = only.map_or(String::new(), |t| {
+                format!("{} target {:?} is ", t.collector, t.target)
+            });
+            return bad_request(format!("{what}{e}"));
+        }
     };
     span.record("unfinished", down.len());
     let response = match state.exposition.encode(format, &Scope { only, down }) {
