@@ -14,7 +14,8 @@
 //! - [`fnv`]: the stable hash that keys remembered events and assigns shards.
 //! - [`error`]: `GraphError`: its `error_code` label, rate-limit scope, retryability, hint.
 //! - [`graph`]: the Graph edges (`edge`), the one HTTP client with retries (`client`),
-//!   response types (`model`), the pull pager (`paging`), the API budget (`budget`).
+//!   response types (`model`), the pull pager (`paging`), usage headers (`usage`), the API
+//!   budget: throttling, hourly cap (`budget`).
 //! - [`collector`]: the fleet of targets, one generation at a time (`fleet`, `generation`);
 //!   one target's collection (`collect`) through one driver (`driver`) over the target's
 //!   state steps (`target`); the two collectors (`activities`, `message_history`), dedupe

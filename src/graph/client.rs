@@ -17,10 +17,11 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::GraphApiConfig;
 use crate::error::GraphError;
-use crate::graph::budget::{Budget, Usage};
+use crate::graph::budget::Budget;
 use crate::graph::edge::Edge;
 use crate::graph::model::{ErrorBody, Page};
 use crate::graph::paging::PageSource;
+use crate::graph::usage::Usage;
 use crate::metrics::ApiMetrics;
 use crate::secret::AccessToken;
 use crate::telemetry::{inject_trace_context, sampled_trace_id};

@@ -1,6 +1,7 @@
 //! The Graph API side: the edges read ([`edge`]), one HTTP client with
 //! retries ([`client`]), the response types ([`model`]), cursor pagination
-//! pulled a page at a time ([`paging`]), and the API budget ([`budget`]).
+//! pulled a page at a time ([`paging`]), what Meta says we used ([`usage`]),
+//! and the API budget ([`budget`]).
 //! It knows nothing of collectors, targets or counted events.
 
 pub mod budget;
@@ -8,6 +9,7 @@ pub mod client;
 pub mod edge;
 pub mod model;
 pub mod paging;
+pub mod usage;
 
 pub use client::{EdgeRequest, GraphClient};
 pub use edge::Edge;

@@ -169,17 +169,8 @@ async fn a_slow_listing_is_under_the_scrape_deadline() {
         WABA,
         Some(whatsapp_exporter::sim::Fault::Delay(Duration::from_secs(3))),
     );
-    let text = reqwest::Client::new()
-        .get(format!("{}/metrics", exp.url))
-        .header("X-Prometheus-Scrape-Timeout-Seconds", "1.5")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let m = Metrics::parse(&text);
-    assert_eq!(up(&m, "message_history", PHONE), Some(0.0), "{text}");
+    let m = exp.scrape_with_timeout(1.5).await;
+    assert_eq!(up(&m, "message_history", PHONE), Some(0.0));
     assert_eq!(up(&m, "activities", WABA), Some(0.0));
     sim.set_fault(WABA, None);
     exp.stop().await;

@@ -24,17 +24,6 @@ fn throttled(m: &Metrics, target: &str) -> Option<f64> {
     m.get("whatsapp_graph_api_throttled", &[("target", target)])
 }
 
-async fn scrape_with_timeout(exp: &Exporter, seconds: f64) -> Metrics {
-    let resp = reqwest::Client::new()
-        .get(format!("{}/metrics", exp.url))
-        .header("X-Prometheus-Scrape-Timeout-Seconds", seconds.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    Metrics::parse(&resp.text().await.unwrap())
-}
-
 #[tokio::test]
 async fn transient_errors_are_retried_permanent_ones_are_not() {
     let (sim, url) = simulator().await;
@@ -327,7 +316,7 @@ async fn scrape_deadline_serves_last_values_in_time_and_warms_the_cache() {
     .await;
     sim.set_fault(PHONE, Some(Fault::Delay(Duration::from_secs(3))));
     // Deadline: 1.0 s - 0.5 s offset.
-    let m = scrape_with_timeout(&exp, 1.0).await;
+    let m = exp.scrape_with_timeout(1.0).await;
     assert_eq!(
         sim.in_flight(),
         1,
@@ -341,7 +330,7 @@ async fn scrape_deadline_serves_last_values_in_time_and_warms_the_cache() {
         Duration::from_secs(10),
         "the background collection",
         || async {
-            let m = scrape_with_timeout(&exp, 1.0).await;
+            let m = exp.scrape_with_timeout(1.0).await;
             (up(&m, "message_history", PHONE) == Some(1.0)).then_some(())
         },
     )
@@ -428,7 +417,7 @@ async fn transport_hostility_is_an_error_per_target_never_a_stall() {
             "  request_timeout: 1s\n  max_retries: 0\n  max_response_bytes: 65536\n",
         );
         let exp = Exporter::start(&yaml).await;
-        let m = scrape_with_timeout(&exp, 10.0).await;
+        let m = exp.scrape_with_timeout(10.0).await;
         for (c, t) in [
             ("activities", WABA),
             ("message_history", PHONE),

@@ -93,6 +93,18 @@ impl Exporter {
         Metrics::parse(&body)
     }
 
+    /// Scrapes /metrics as Prometheus does with a scrape timeout of `seconds`.
+    pub async fn scrape_with_timeout(&self, seconds: f64) -> Metrics {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/metrics", self.url))
+            .header("X-Prometheus-Scrape-Timeout-Seconds", seconds.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        Metrics::parse(&resp.text().await.unwrap())
+    }
+
     pub async fn scrape_text(&self, accept: Option<&str>) -> String {
         let client = reqwest::Client::new();
         let mut req = client.get(format!("{}/metrics", self.url));
