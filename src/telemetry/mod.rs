@@ -44,11 +44,6 @@ pub struct Telemetry {
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Telemetry {
-    /// Traces are exported.
-    pub fn tracing_enabled(&self) -> bool {
-        self.provider.is_some()
-    }
-
     /// Sends the spans still queued (waiting at most 5 s) and stops the exporter.
     pub fn shutdown(mut self) {
         if let Some(p) = self.provider.take()
