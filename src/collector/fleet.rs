@@ -45,9 +45,9 @@ pub enum Selection {
     One(TargetLabels),
 }
 
-/// Why a configuration could not be put in force.
+/// Why a configuration cannot be put in force (at start-up or by a reload).
 #[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
+pub enum FleetError {
     /// Nothing was loaded from a file.
     #[error("no --config.file to reload (demo mode)")]
     NoConfigFile,
@@ -87,7 +87,7 @@ impl Fleet {
         loaded: &LoadedConfig,
         options: FleetOptions,
         metrics: Metrics,
-    ) -> Result<Fleet, ReloadError> {
+    ) -> Result<Fleet, FleetError> {
         let budget = Budget::new(BudgetSettings::from(&loaded.config.collect));
         let parts = parts(
             loaded,
@@ -240,10 +240,10 @@ impl Fleet {
     /// keep their counters and seen-state, removed ones disappear, new ones
     /// start with a baseline. A bad file changes nothing. Returns the number
     /// of targets.
-    pub async fn reload(&self) -> Result<usize, ReloadError> {
+    pub async fn reload(&self) -> Result<usize, FleetError> {
         let Some(path) = self.options.config_file.clone() else {
             // Nothing was loaded from a file: nothing to reload, no failure to record.
-            return Err(ReloadError::NoConfigFile);
+            return Err(FleetError::NoConfigFile);
         };
         let _one_at_a_time = self.swap.lock().await;
         let result = self.try_reload(&path).await;
@@ -260,7 +260,7 @@ impl Fleet {
         result
     }
 
-    async fn try_reload(&self, path: &std::path::Path) -> Result<usize, ReloadError> {
+    async fn try_reload(&self, path: &std::path::Path) -> Result<usize, FleetError> {
         let loaded = Config::load(path)?;
         let cur = self.current();
         let discovery = Arc::new(Discovery::new(&loaded));
@@ -314,7 +314,7 @@ fn parts(
     shard_flag: Option<Shard>,
     discovery: Arc<Discovery>,
     discovered: Vec<TargetSpec>,
-) -> Result<Parts, ReloadError> {
+) -> Result<Parts, FleetError> {
     // A reload must not forget holds and call counts: the budget's state is shared.
     let budget = Arc::new(budget.with_settings(BudgetSettings::from(&loaded.config.collect)));
     let client = GraphClient::new(&loaded.config.graph_api, budget, metrics.api.clone())?;

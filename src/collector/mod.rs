@@ -21,6 +21,6 @@ pub mod settings;
 pub mod state_file;
 pub mod target;
 
-pub use fleet::{Fleet, FleetOptions, ReloadError, Selection};
+pub use fleet::{Fleet, FleetError, FleetOptions, Selection};
 pub use settings::CollectSettings;
 pub use target::{Scan, Tally, Target, TargetState, Walk};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::collector::{Fleet, FleetOptions};
+use crate::collector::{Fleet, FleetError, FleetOptions};
 use crate::config::{LoadedConfig, Shard};
 use crate::metrics::{Exposition, Metrics};
 use crate::web::WebConfig;
@@ -56,7 +56,7 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the metrics and the fleet of a configuration.
-    pub fn new(loaded: &LoadedConfig, options: Options) -> anyhow::Result<Arc<Self>> {
+    pub fn new(loaded: &LoadedConfig, options: Options) -> Result<Arc<Self>, FleetError> {
         let mut exposition = Exposition::default();
         let metrics = Metrics::register(&mut exposition, VERSION, REVISION);
         let fleet = Fleet::new(
