@@ -119,11 +119,7 @@ impl Generation {
         let edge = parts.settings.edge();
         let mut members = Vec::with_capacity(parts.targets.len());
         for spec in &parts.targets {
-            let labels = TargetLabels {
-                collector: spec.collector.as_str(),
-                target: spec.id.clone(),
-            };
-            match old.remove(&labels) {
+            match old.remove(&TargetLabels::from(spec)) {
                 Some(kept) => members.push(Member {
                     spec: spec.clone(),
                     target: kept.target.clone(),

@@ -180,10 +180,7 @@ impl Target {
     /// A target of `spec` with `state`.
     pub fn new(spec: &TargetSpec, state: TargetState) -> Target {
         Target {
-            labels: TargetLabels {
-                collector: spec.collector.as_str(),
-                target: spec.id.clone(),
-            },
+            labels: TargetLabels::from(spec),
             state: Mutex::new(state),
             pending: AtomicBool::new(false),
             retired: AtomicBool::new(false),

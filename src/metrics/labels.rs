@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use prometheus_client::encoding::EncodeLabelSet;
 
-use crate::config::CollectorKind;
+use crate::config::{CollectorKind, TargetSpec};
 
 /// Longest label value taken from the API, in characters.
 pub const MAX_LABEL_CHARS: usize = 100;
@@ -48,6 +48,15 @@ pub struct TargetLabels {
     pub collector: &'static str,
     /// WABA id or phone number id.
     pub target: String,
+}
+
+impl From<&TargetSpec> for TargetLabels {
+    fn from(spec: &TargetSpec) -> Self {
+        TargetLabels {
+            collector: spec.collector.as_str(),
+            target: spec.id.clone(),
+        }
+    }
 }
 
 impl OfTarget for TargetLabels {
