@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use whatsapp_exporter::collector::seen::SeenEvents;
+use whatsapp_exporter::collector::seen::{Mark, SeenEvents};
 use whatsapp_exporter::config::{Config, TOKEN_ENV};
 use whatsapp_exporter::fnv;
 use whatsapp_exporter::server::{self, AppState, Options};
@@ -217,7 +217,7 @@ fn main() -> anyhow::Result<()> {
     let per_target = (remembered as usize) / (args.phones + wabas.len()).max(1);
     let mut seen = SeenEvents::default();
     for i in 0..per_target.max(1) {
-        seen.insert(fnv::hash(&["event", &i.to_string()]), now);
+        seen.insert(fnv::hash(&["event", &i.to_string()]), Mark::at(now));
     }
     println!(
         "peak RSS {} MiB (simulator's share about {} MiB); seen-state {:.1} bytes per remembered event (hash table of {} events)",

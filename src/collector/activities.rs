@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 
 use crate::collector::driver::Collect;
-use crate::collector::seen::SeenEvents;
+use crate::collector::seen::{Mark, SeenEvents};
 use crate::collector::target::{Scan, TargetState, Walk};
 use crate::fnv;
 use crate::graph::Edge;
@@ -33,7 +33,7 @@ pub fn scan_page<'p>(
     this_walk: &mut HashSet<u64>,
     stop_at_seen: bool,
     edge: i64,
-) -> Scan<'p, Activity> {
+) -> Scan<&'p Activity> {
     let mut scan = Scan::default();
     for rec in &page.data {
         let Some(ts) = rec.timestamp else {
@@ -46,9 +46,10 @@ pub fn scan_page<'p>(
             continue;
         }
         let key = identity(rec, ts);
-        if seen.insert(key, ts) {
+        if seen.insert(key, Mark::at(ts)).is_none() {
             this_walk.insert(key);
-            scan.new.push(rec);
+            scan.new += 1;
+            scan.found.push(rec);
         } else {
             scan.seen += 1;
             if stop_at_seen && !this_walk.contains(&key) {
@@ -88,7 +89,7 @@ impl ActivitiesCollector {
 
 impl Collect for ActivitiesCollector {
     type Record = Activity;
-    type Found = Activity;
+    type Found<'p> = &'p Activity;
     const EDGE: Edge = Edge::Activities;
     const FIELDS: &'static str = FIELDS;
 
@@ -97,7 +98,7 @@ impl Collect for ActivitiesCollector {
         page: &'p Page<Activity>,
         st: &mut TargetState,
         walk: &mut Walk,
-    ) -> Scan<'p, Activity> {
+    ) -> Scan<&'p Activity> {
         scan_page(
             page,
             &mut st.seen,
@@ -107,10 +108,10 @@ impl Collect for ActivitiesCollector {
         )
     }
 
-    fn count(&self, waba: &str, new: &[&Activity], _st: &mut TargetState, counting: bool) {
+    fn count(&self, waba: &str, found: &[&Activity], _st: &mut TargetState, counting: bool) {
         // Baseline: series created at 0, nothing counted.
         let n = u64::from(counting);
-        for rec in new {
+        for rec in found {
             self.events
                 .activity_events
                 .get_or_create(&ActivityLabels {
@@ -146,7 +147,7 @@ mod tests {
             paging: None,
         };
         let s = scan_page(&p, &mut seen, &mut walk, true, 100);
-        assert_eq!(s.new.len(), 2);
+        assert_eq!(s.new, 2);
         assert!(!s.stop);
         let p2 = Page {
             data: vec![rec(Some("a3"), 300), rec(Some("a2"), 200), rec(None, 150)],
@@ -154,11 +155,11 @@ mod tests {
         };
         // Seen in this same walk (pushed down by a new record): keep going.
         let s = scan_page(&p2, &mut seen, &mut walk, true, 100);
-        assert_eq!(s.new.len(), 1);
+        assert_eq!(s.new, 1);
         assert!(!s.stop);
         // In the next collection, a seen record is the boundary.
         let s = scan_page(&p2, &mut seen, &mut HashSet::new(), true, 100);
-        assert!(s.new.is_empty());
+        assert_eq!(s.new, 0);
         assert!(s.stop);
         // After a failed walk, seen records are no boundary.
         let s = scan_page(&p2, &mut seen, &mut HashSet::new(), false, 100);
@@ -168,7 +169,7 @@ mod tests {
             paging: None,
         };
         let s = scan_page(&old, &mut seen, &mut HashSet::new(), true, 100);
-        assert!(s.stop && s.new.is_empty());
+        assert!(s.stop && s.new == 0);
         assert!(!seen.contains(identity(&old.data[0], 50)));
     }
 }

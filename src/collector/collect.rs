@@ -35,6 +35,7 @@ pub async fn collect(
         pages = Empty,
         events_new = Empty,
         events_seen = Empty,
+        events_changed = Empty,
         truncated = Empty,
         error_code = Empty,
     );
@@ -104,6 +105,7 @@ async fn collect_in_span(
     span.record("pages", pages);
     span.record("events_new", st.tally.new);
     span.record("events_seen", st.tally.seen);
+    span.record("events_changed", st.tally.changed);
     match result {
         Ok(end) => {
             span.record("outcome", "ok");
@@ -163,6 +165,7 @@ async fn walk_edge<C: Collect>(
         g.settings.max_pages,
     );
     let result = drive(collector, &mut pager, &spec.id, st, walk).await;
+    collector.settle(&spec.id, st, walk, crate::collector::settings::unix_now());
     (pager.pages(), result)
 }
 

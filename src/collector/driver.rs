@@ -1,8 +1,9 @@
 //! One collection driver for both collectors: pull pages from the pager,
-//! scan each (what is new, remembered in the seen-state), count what is new,
-//! take the scan into the target's state, until the scan says stop or the
-//! pager runs out. A collector is the small [`Collect`] trait: its edge, its
-//! fields, how to scan a page and how to count.
+//! scan each (what is new or changed, remembered in the seen-state), count
+//! it, take the scan into the target's state, until the scan says stop or
+//! the pager runs out; then let the collector settle what it derives from
+//! the whole state (gauges). A collector is the small [`Collect`] trait: its
+//! edge, its fields, how to scan a page, how to count, how to settle.
 
 use serde::de::DeserializeOwned;
 
@@ -15,24 +16,29 @@ use crate::graph::{Edge, End, PageSource, Pager};
 pub trait Collect: Send + Sync {
     /// One record of a page.
     type Record: DeserializeOwned + Send + Sync;
-    /// What a scan finds new: a record, or an event inside one.
-    type Found;
+    /// What a scan finds to count: a new record, or an event inside one,
+    /// new or changed.
+    type Found<'p>;
     /// The edge it reads.
     const EDGE: Edge;
     /// `fields=` of its requests.
     const FIELDS: &'static str;
 
-    /// Finds the records of `page` not seen before and remembers them.
+    /// Finds the records of `page` not seen before (or changed) and remembers them.
     fn scan<'p>(
         &self,
         page: &'p Page<Self::Record>,
         st: &mut TargetState,
         walk: &mut Walk,
-    ) -> Scan<'p, Self::Found>;
+    ) -> Scan<Self::Found<'p>>;
 
-    /// Counts `new` records of target `id` (with `counting` false, a
+    /// Counts what a scan `found` for target `id` (with `counting` false, a
     /// baseline: their series are created at 0, nothing is counted).
-    fn count(&self, id: &str, new: &[&Self::Found], st: &mut TargetState, counting: bool);
+    fn count(&self, id: &str, found: &[Self::Found<'_>], st: &mut TargetState, counting: bool);
+
+    /// After a walk, however it ended: sets what is derived from the whole
+    /// remembered state of target `id` (`now`: unix seconds).
+    fn settle(&self, _id: &str, _st: &mut TargetState, _walk: &Walk, _now: i64) {}
 }
 
 /// Walks target `id`'s pages with `collector` until done. On error the
@@ -53,7 +59,7 @@ where
             return Ok(pager.end());
         };
         let scan = collector.scan(&page, st, walk);
-        collector.count(id, &scan.new, st, walk.counting);
+        collector.count(id, &scan.found, st, walk.counting);
         st.absorb(&scan);
         if scan.stop {
             return Ok(End::Stopped);

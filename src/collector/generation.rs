@@ -68,6 +68,7 @@ impl Generation {
                 metrics.events.clone(),
                 s.webhook_failure_states.clone(),
                 s.max_error_labels,
+                s.undelivered_after,
             ),
             members,
             configured: parts.configured,

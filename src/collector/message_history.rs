@@ -4,31 +4,106 @@
 //! New events can be added to any message inside the lookback window, so the
 //! scan reads from the newest page back until a page whose events are all
 //! older than the edge (or `max_pages`), and counts every event not seen
-//! before.
+//! before. An event's webhook state and error description move after first
+//! sight (PENDING, then RETRYING, then FAILED, with its error): the seen-state
+//! remembers both as last seen, and a change counts once.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use crate::collector::driver::Collect;
-use crate::collector::seen::SeenEvents;
+use crate::collector::seen::{Interned, Mark, SeenEvents};
 use crate::collector::target::{Scan, TargetState, Walk};
 use crate::fnv;
 use crate::graph::Edge;
 use crate::graph::model::{MessageHistory, Page, StatusEvent};
 use crate::metrics::EventMetrics;
-use crate::metrics::labels::{DeliveryErrorLabels, StatusLabels, WebhookLabels};
-use crate::metrics::labels::{MAX_LABEL_CHARS, label_value, truncate_chars};
+use crate::metrics::labels::{
+    DeliveryErrorLabels, PhoneLabels, StatusLabels, WebhookLabels, label_value,
+};
+use crate::metrics::labels::{MAX_LABEL_CHARS, truncate_chars};
 
 /// Fields requested: the defaults omit the events.
 pub const FIELDS: &str = "id,message_id,events{id,delivery_status,webhook_update_state,timestamp,application,error_description}";
 
-/// Finds the events of one page not seen before and remembers them.
+/// Delivery statuses after which a message is no longer on its way.
+const ENDED: [&str; 4] = ["DELIVERED", "READ", "FAILED", "DELETED"];
+
+/// An event a scan found to count.
+#[derive(Debug)]
+pub struct Sighting<'p> {
+    /// The event as read.
+    pub event: &'p StatusEvent,
+    /// Its application, as interned in the target's state.
+    pub app: u8,
+    /// Its webhook state now, as interned in the target's state.
+    pub state: u8,
+    /// New, or how it changed.
+    pub what: What,
+}
+
+/// What a sighting is.
+#[derive(Debug, PartialEq)]
+pub enum What {
+    /// Not seen before; the seconds since its message's earliest SENT
+    /// event, when it is not SENT itself and the message has one.
+    New {
+        /// Its timestamp minus the earliest SENT's, at least 0.
+        latency: Option<i64>,
+    },
+    /// Seen before, now in another webhook state and/or with an error
+    /// description it did not have.
+    Changed {
+        /// The webhook state changed.
+        state: bool,
+        /// The new normalised error description.
+        error: Option<String>,
+    },
+}
+
+/// The parts of a target's state a scan reads and writes.
+pub struct Memory<'a> {
+    /// Events seen, with how each was last seen.
+    pub seen: &'a mut SeenEvents,
+    /// The target's webhook states.
+    pub states: &'a mut Interned,
+    /// The target's applications.
+    pub apps: &'a mut Interned,
+    /// Messages not yet delivered.
+    pub undelivered: &'a mut crate::collector::seen::Undelivered,
+}
+
+impl<'a> Memory<'a> {
+    /// The memory of target state `st`.
+    pub fn of(st: &'a mut TargetState) -> Self {
+        Memory {
+            seen: &mut st.seen,
+            states: &mut st.states,
+            apps: &mut st.apps,
+            undelivered: &mut st.undelivered,
+        }
+    }
+}
+
+/// A non-empty, trimmed value.
+fn present(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The 16-bit fingerprint of a normalised error description (never 0).
+fn error_print(desc: &str) -> u16 {
+    (fnv::hash(&["error", desc]) % 65_535) as u16 + 1
+}
+
+/// Finds the events of one page not seen before, or seen in another webhook
+/// state or without the error they show now; remembers how each is seen now.
 ///
 /// `stop` is set when the page has events and all are older than `edge`.
 pub fn scan_page<'p>(
     page: &'p Page<MessageHistory>,
-    seen: &mut SeenEvents,
+    mem: &mut Memory<'_>,
     edge: i64,
-) -> Scan<'p, StatusEvent> {
+) -> Scan<Sighting<'p>> {
     let mut scan = Scan::default();
     let mut any = false;
     let mut all_old = true;
@@ -38,7 +113,21 @@ pub fn scan_page<'p>(
             .as_deref()
             .or(msg.message_id.as_deref())
             .unwrap_or("");
-        for ev in msg.events.iter().flat_map(|e| &e.data) {
+        let events = msg.events.iter().flat_map(|e| &e.data);
+        let mut sent: Option<i64> = None;
+        let mut ended = false;
+        for ev in events.clone() {
+            match (ev.delivery_status.as_deref(), ev.timestamp) {
+                (Some("SENT"), Some(t)) => sent = Some(sent.map_or(t, |s| s.min(t))),
+                (Some(status), _) if ENDED.contains(&status) => ended = true,
+                _ => {}
+            }
+        }
+        if !msg_key.is_empty() {
+            mem.undelivered
+                .saw(fnv::hash(&["message", msg_key]), sent, ended, edge);
+        }
+        for ev in events {
             let Some(ts) = ev.timestamp else {
                 scan.invalid.push("no_timestamp");
                 continue;
@@ -49,9 +138,73 @@ pub fn scan_page<'p>(
                 continue;
             }
             all_old = false;
-            if seen.insert(identity(ev, msg_key), ts) {
-                scan.new.push(ev);
+            let key = identity(ev, msg_key);
+            let state_now = present(ev.webhook_update_state.as_deref());
+            let app = mem.apps.index(&label_value(app_id(ev)));
+            let error_now = ev
+                .error_description
+                .as_deref()
+                .map(normalise_error)
+                .filter(|e| !e.is_empty());
+            let print = error_now.as_deref().map(error_print);
+            let Some(old) = mem.seen.get(key) else {
+                let state = mem.states.index(&label_value(state_now));
+                let mark = Mark {
+                    time: ts,
+                    state,
+                    app,
+                    error: print.unwrap_or(0),
+                };
+                mem.seen.insert(key, mark);
+                let latency = match (ev.delivery_status.as_deref(), sent) {
+                    (Some("SENT"), _) | (_, None) => None,
+                    (_, Some(s)) => Some((ts - s).max(0)),
+                };
+                scan.new += 1;
+                scan.found.push(Sighting {
+                    event: ev,
+                    app,
+                    state,
+                    what: What::New { latency },
+                });
+                continue;
+            };
+            // An entry without a recorded state (a version 1 state file)
+            // adopts what it shows now; a state or error that disappears
+            // keeps the last one known.
+            let recorded = old.state != 0;
+            let state = match state_now {
+                Some(s) => mem.states.index(s),
+                None if recorded => old.state,
+                None => mem.states.index(&label_value(None)),
+            };
+            let mark = Mark {
+                time: ts,
+                state,
+                app,
+                error: print.unwrap_or(old.error),
+            };
+            if mark != old {
+                mem.seen.insert(key, mark);
+            }
+            let state_changed = recorded && state != old.state;
+            let new_error = match (recorded, print) {
+                (true, Some(p)) if p != old.error => error_now,
+                _ => None,
+            };
+            if state_changed || new_error.is_some() {
+                scan.changed += 1;
+                scan.found.push(Sighting {
+                    event: ev,
+                    app,
+                    state,
+                    what: What::Changed {
+                        state: state_changed,
+                        error: new_error,
+                    },
+                });
             } else {
+                scan.touched |= mark != old;
                 scan.seen += 1;
             }
         }
@@ -95,33 +248,73 @@ pub fn normalise_error(desc: &str) -> String {
 }
 
 /// The message_history collector: counts each delivery-status event once,
-/// by delivery status, webhook state and error.
+/// by delivery status, webhook state and error, and each change of an
+/// event's webhook state or error after first sight.
 #[derive(Debug, Clone)]
 pub struct MessageHistoryCollector {
     events: EventMetrics,
     failure_states: HashSet<String>,
     max_error_labels: usize,
+    undelivered_after: Duration,
 }
 
 impl MessageHistoryCollector {
     /// Counting into `events`; `failure_states` are the webhook states that
-    /// count as failures; at most `max_error_labels` error labels per number.
+    /// count as failures; at most `max_error_labels` error labels per number;
+    /// a message is stuck when not delivered `undelivered_after` its SENT.
     pub fn new(
         events: EventMetrics,
         failure_states: HashSet<String>,
         max_error_labels: usize,
+        undelivered_after: Duration,
     ) -> Self {
         MessageHistoryCollector {
             events,
             failure_states,
             max_error_labels,
+            undelivered_after,
         }
+    }
+
+    /// The `error` label of `desc` for this number: itself, or `other` past the cap.
+    fn error_label(&self, st: &mut TargetState, desc: String) -> String {
+        if st.error_labels.contains(&desc) || st.error_labels.len() < self.max_error_labels {
+            st.error_labels.insert(desc.clone());
+            desc
+        } else {
+            "other".to_string()
+        }
+    }
+
+    /// Counts a webhook update of `phone` to state `state` for `app`.
+    fn webhook_update(&self, phone: &str, app: &str, state: &str, n: u64) {
+        let m = &self.events;
+        let webhook = WebhookLabels {
+            phone_number_id: phone.to_string(),
+            application_id: app.to_string(),
+            webhook_update_state: state.to_string(),
+        };
+        m.webhook_updates.get_or_create(&webhook).inc_by(n);
+        if self.failure_states.contains(state) {
+            m.webhook_failures.get_or_create(&webhook).inc_by(n);
+        }
+    }
+
+    fn delivery_error(&self, phone: &str, st: &mut TargetState, desc: String, n: u64) {
+        let error = self.error_label(st, desc);
+        self.events
+            .delivery_errors
+            .get_or_create(&DeliveryErrorLabels {
+                phone_number_id: phone.to_string(),
+                error,
+            })
+            .inc_by(n);
     }
 }
 
 impl Collect for MessageHistoryCollector {
     type Record = MessageHistory;
-    type Found = StatusEvent;
+    type Found<'p> = Sighting<'p>;
     const EDGE: Edge = Edge::MessageHistory;
     const FIELDS: &'static str = FIELDS;
 
@@ -130,73 +323,106 @@ impl Collect for MessageHistoryCollector {
         page: &'p Page<MessageHistory>,
         st: &mut TargetState,
         walk: &mut Walk,
-    ) -> Scan<'p, StatusEvent> {
-        scan_page(page, &mut st.seen, walk.edge)
+    ) -> Scan<Sighting<'p>> {
+        scan_page(page, &mut Memory::of(st), walk.edge)
     }
 
-    fn count(&self, phone: &str, new: &[&StatusEvent], st: &mut TargetState, counting: bool) {
+    fn count(&self, phone: &str, found: &[Sighting<'_>], st: &mut TargetState, counting: bool) {
         // In baseline mode the series are created at 0 (so the first real
         // increment shows in rate()), but nothing is counted.
         let n = u64::from(counting);
         let m = &self.events;
-        for ev in new {
-            m.status_events
-                .get_or_create(&StatusLabels {
-                    phone_number_id: phone.to_string(),
-                    delivery_status: label_value(ev.delivery_status.as_deref()),
-                })
-                .inc_by(n);
-            let state = label_value(ev.webhook_update_state.as_deref());
-            let failed = self.failure_states.contains(&state);
-            let application_id = label_value(app_id(ev));
+        for s in found {
+            let ev = s.event;
+            let application_id = st.apps.value(s.app).to_string();
+            let state = st.states.value(s.state).to_string();
             if !st.applications.contains(&application_id) {
                 // The failure-state series of a new application start at 0, so
                 // that its first failure shows in increase() and the alerts.
-                for s in &self.failure_states {
+                for f in &self.failure_states {
                     let l = WebhookLabels {
                         phone_number_id: phone.to_string(),
                         application_id: application_id.clone(),
-                        webhook_update_state: s.clone(),
+                        webhook_update_state: f.clone(),
                     };
                     m.webhook_updates.get_or_create(&l).inc_by(0);
                     m.webhook_failures.get_or_create(&l).inc_by(0);
                 }
                 st.applications.insert(application_id.clone());
             }
-            let webhook = WebhookLabels {
-                phone_number_id: phone.to_string(),
-                application_id,
-                webhook_update_state: state,
-            };
-            m.webhook_updates.get_or_create(&webhook).inc_by(n);
-            if failed {
-                m.webhook_failures.get_or_create(&webhook).inc_by(n);
-            }
-            let desc = ev.error_description.as_deref().map(normalise_error);
-            if let Some(e) = desc.filter(|e| !e.is_empty()) {
-                let error = if st.error_labels.contains(&e)
-                    || st.error_labels.len() < self.max_error_labels
-                {
-                    st.error_labels.insert(e.clone());
-                    e
-                } else {
-                    "other".to_string()
-                };
-                m.delivery_errors
-                    .get_or_create(&DeliveryErrorLabels {
+            match &s.what {
+                What::New { latency } => {
+                    let status = StatusLabels {
                         phone_number_id: phone.to_string(),
-                        error,
-                    })
-                    .inc_by(n);
+                        delivery_status: label_value(ev.delivery_status.as_deref()),
+                    };
+                    m.status_events.get_or_create(&status).inc_by(n);
+                    if let (Some(secs), true) = (latency, counting) {
+                        m.status_latency
+                            .get_or_create(&status)
+                            .observe(*secs as f64);
+                    }
+                    self.webhook_update(phone, &application_id, &state, n);
+                    let desc = ev.error_description.as_deref().map(normalise_error);
+                    if let Some(e) = desc.filter(|e| !e.is_empty()) {
+                        self.delivery_error(phone, st, e, n);
+                    }
+                }
+                What::Changed {
+                    state: changed,
+                    error,
+                } => {
+                    if *changed {
+                        self.webhook_update(phone, &application_id, &state, n);
+                    }
+                    if let Some(e) = error {
+                        self.delivery_error(phone, st, e.clone(), n);
+                    }
+                }
             }
         }
+    }
+
+    fn settle(&self, phone: &str, st: &mut TargetState, walk: &Walk, now: i64) {
+        let m = &self.events;
+        let mut by_state: HashMap<(u8, u8), i64> = HashMap::new();
+        for (_, mark) in st.seen.entries() {
+            if mark.state != 0 && mark.time >= walk.edge {
+                *by_state.entry((mark.app, mark.state)).or_default() += 1;
+            }
+        }
+        let pairs: Vec<(u8, u8)> = st
+            .webhook_series
+            .iter()
+            .copied()
+            .chain(by_state.keys().copied())
+            .collect();
+        for pair in pairs {
+            let l = WebhookLabels {
+                phone_number_id: phone.to_string(),
+                application_id: st.apps.value(pair.0).to_string(),
+                webhook_update_state: st.states.value(pair.1).to_string(),
+            };
+            m.webhook_events
+                .get_or_create(&l)
+                .set(by_state.get(&pair).copied().unwrap_or(0));
+            st.webhook_series.insert(pair);
+        }
+        let after = i64::try_from(self.undelivered_after.as_secs()).unwrap_or(i64::MAX);
+        let stuck = st.undelivered.settle(walk.edge, now.saturating_sub(after));
+        m.undelivered
+            .get_or_create(&PhoneLabels {
+                phone_number_id: phone.to_string(),
+            })
+            .set(stuck as i64);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::model::{EventList, MessageHistory};
+    use crate::graph::model::{Application, EventList, MessageHistory};
+    use crate::metrics::Exposition;
 
     fn ev(id: Option<&str>, status: &str, ts: i64) -> StatusEvent {
         StatusEvent {
@@ -205,6 +431,14 @@ mod tests {
             timestamp: Some(ts),
             ..Default::default()
         }
+    }
+
+    fn hook(mut e: StatusEvent, state: &str) -> StatusEvent {
+        e.webhook_update_state = Some(state.into());
+        e.application = Some(Application {
+            id: Some("42".into()),
+        });
+        e
     }
 
     fn page(msgs: Vec<(&str, Vec<StatusEvent>)>) -> Page<MessageHistory> {
@@ -221,9 +455,17 @@ mod tests {
         }
     }
 
+    fn scan<'p>(
+        p: &'p Page<MessageHistory>,
+        st: &mut TargetState,
+        edge: i64,
+    ) -> Scan<Sighting<'p>> {
+        scan_page(p, &mut Memory::of(st), edge)
+    }
+
     #[test]
     fn counts_each_event_once_and_stops_at_old_pages() {
-        let mut seen = SeenEvents::default();
+        let mut st = TargetState::default();
         let p = page(vec![
             (
                 "m1",
@@ -237,43 +479,215 @@ mod tests {
                 vec![ev(None, "SENT", 1002), ev(Some("e0"), "SENT", 10)],
             ),
         ]);
-        let s = scan_page(&p, &mut seen, 500);
-        assert_eq!(s.new.len(), 3);
+        let s = scan(&p, &mut st, 500);
+        assert_eq!(s.new, 3);
         assert_eq!(s.newest, Some(1002));
+        assert_eq!(s.found[1].what, What::New { latency: Some(1) });
         assert!(!s.stop);
-        let s = scan_page(&p, &mut seen, 500);
-        assert!(s.new.is_empty());
+        let s = scan(&p, &mut st, 500);
+        assert_eq!((s.new, s.changed, s.seen), (0, 0, 3));
         let old = page(vec![("m9", vec![ev(Some("x"), "SENT", 10)])]);
-        let s = scan_page(&old, &mut seen, 500);
-        assert!(s.stop && s.new.is_empty());
+        let s = scan(&old, &mut st, 500);
+        assert!(s.stop && s.new == 0);
         // A page of messages without events is not a reason to stop.
         let empty = page(vec![("m8", vec![])]);
-        assert!(!scan_page(&empty, &mut seen, 500).stop);
+        assert!(!scan(&empty, &mut st, 500).stop);
     }
 
     #[test]
     fn id_less_events_keyed_by_content_and_message() {
-        let mut seen = SeenEvents::default();
+        let mut st = TargetState::default();
         let mut changed = ev(None, "SENT", 1000);
         let p1 = page(vec![
             ("m1", vec![changed.clone()]),
             ("m2", vec![ev(None, "SENT", 1000)]),
         ]);
-        assert_eq!(scan_page(&p1, &mut seen, 0).new.len(), 2);
+        assert_eq!(scan(&p1, &mut st, 0).new, 2);
         // The webhook state of an event may change; it is still the same event.
         changed.webhook_update_state = Some("DELIVERED".into());
         let p2 = page(vec![("m1", vec![changed])]);
-        assert!(scan_page(&p2, &mut seen, 0).new.is_empty());
+        let s = scan(&p2, &mut st, 0);
+        assert_eq!((s.new, s.changed), (0, 1));
+    }
+
+    /// PENDING -> RETRYING -> FAILED (with its error) -> FAILED again: two
+    /// changes, one new error, then nothing; a state that disappears keeps
+    /// the last one.
+    #[test]
+    fn state_and_error_changes_are_found_once() {
+        let mut st = TargetState::default();
+        let at = |state: &str| {
+            page(vec![(
+                "m1",
+                vec![hook(ev(Some("e1"), "SENT", 1000), state)],
+            )])
+        };
+        let p = at("PENDING");
+        assert_eq!(scan(&p, &mut st, 0).new, 1);
+        let p = at("RETRYING");
+        let s = scan(&p, &mut st, 0);
+        assert_eq!(s.changed, 1);
+        assert_eq!(st.states.value(s.found[0].state), "RETRYING");
+        assert_eq!(
+            s.found[0].what,
+            What::Changed {
+                state: true,
+                error: None
+            }
+        );
+        let mut failed = at("FAILED");
+        failed.data[0].events.as_mut().unwrap().data[0].error_description =
+            Some(" Webhook endpoint  returned HTTP 500".into());
+        let s = scan(&failed, &mut st, 0);
+        assert_eq!(
+            s.found[0].what,
+            What::Changed {
+                state: true,
+                error: Some("Webhook endpoint returned HTTP 500".into())
+            }
+        );
+        let s = scan(&failed, &mut st, 0);
+        assert_eq!((s.changed, s.seen), (0, 1));
+        let mut gone = at("FAILED");
+        gone.data[0].events.as_mut().unwrap().data[0].webhook_update_state = None;
+        let s = scan(&gone, &mut st, 0);
+        assert_eq!((s.changed, s.seen), (0, 1));
+        let mark = st.seen.entries().next().unwrap().1;
+        assert_eq!(st.states.value(mark.state), "FAILED");
+        assert_eq!(st.apps.value(mark.app), "42");
+    }
+
+    /// An entry from a version 1 state file (no state) adopts the state it
+    /// is next seen with, silently; a change after that counts.
+    #[test]
+    fn entries_without_state_adopt_silently() {
+        let mut st = TargetState::default();
+        let p = page(vec![(
+            "m1",
+            vec![hook(ev(Some("e1"), "SENT", 1000), "PENDING")],
+        )]);
+        st.seen.insert(
+            identity(&p.data[0].events.as_ref().unwrap().data[0], "m1"),
+            Mark::at(1000),
+        );
+        let s = scan(&p, &mut st, 0);
+        assert_eq!((s.new, s.changed, s.seen), (0, 0, 1));
+        assert!(s.touched);
+        let p = page(vec![(
+            "m1",
+            vec![hook(ev(Some("e1"), "SENT", 1000), "FAILED")],
+        )]);
+        assert_eq!(scan(&p, &mut st, 0).changed, 1);
+    }
+
+    #[test]
+    fn changes_count_under_their_new_state_and_gauges_settle() {
+        let mut exp = Exposition::default();
+        let events = EventMetrics::register(&mut exp);
+        let c = MessageHistoryCollector::new(
+            events.clone(),
+            ["FAILED".to_string()].into(),
+            20,
+            Duration::from_secs(600),
+        );
+        let mut st = TargetState::default();
+        let mut walk = st.begin(0);
+        let run = |st: &mut TargetState, walk: &mut Walk, p: &Page<MessageHistory>, counting| {
+            let s = c.scan(p, st, walk);
+            c.count("1", &s.found, st, counting);
+        };
+        let at = |state: &str| {
+            page(vec![(
+                "m1",
+                vec![
+                    hook(ev(Some("s"), "SENT", 1000), "DELIVERED"),
+                    hook(ev(Some("d"), "DELIVERED", 1030), state),
+                ],
+            )])
+        };
+        let stuck = page(vec![(
+            "m2",
+            vec![hook(ev(Some("x"), "SENT", 1000), "PENDING")],
+        )]);
+        // Baseline: remembered, not counted.
+        run(&mut st, &mut walk, &at("PENDING"), false);
+        run(&mut st, &mut walk, &stuck, false);
+        for state in ["RETRYING", "FAILED", "FAILED", "RETRYING", "FAILED"] {
+            run(&mut st, &mut walk, &at(state), true);
+        }
+        let webhook = |state: &str| WebhookLabels {
+            phone_number_id: "1".into(),
+            application_id: "42".into(),
+            webhook_update_state: state.into(),
+        };
+        let updates = |state| events.webhook_updates.get(&webhook(state)).map(|c| c.get());
+        assert_eq!(updates("PENDING"), Some(0));
+        assert_eq!(updates("RETRYING"), Some(2));
+        assert_eq!(updates("FAILED"), Some(2));
+        assert_eq!(updates("DELIVERED"), Some(0));
+        let failures = events.webhook_failures.get(&webhook("FAILED")).unwrap();
+        assert_eq!(failures.get(), 2);
+        let status = StatusLabels {
+            phone_number_id: "1".into(),
+            delivery_status: "DELIVERED".into(),
+        };
+        assert_eq!(events.status_events.get(&status).unwrap().get(), 0);
+        // The baseline observed no latency; a new event after it does, once.
+        assert!(events.status_latency.get(&status).is_none());
+        let read = page(vec![(
+            "m1",
+            vec![
+                hook(ev(Some("s"), "SENT", 1000), "DELIVERED"),
+                hook(ev(Some("r"), "READ", 1100), "PENDING"),
+            ],
+        )]);
+        run(&mut st, &mut walk, &read, true);
+        run(&mut st, &mut walk, &read, true);
+        let read_labels = StatusLabels {
+            delivery_status: "READ".into(),
+            ..status
+        };
+        let text = exp
+            .encode(
+                crate::metrics::encode::Format::OpenMetrics,
+                &Default::default(),
+            )
+            .unwrap();
+        assert!(
+            text.contains(r#"whatsapp_message_status_latency_seconds_sum{phone_number_id="1",delivery_status="READ"} 100.0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"whatsapp_message_status_latency_seconds_count{phone_number_id="1",delivery_status="READ"} 1"#),
+            "{text}"
+        );
+        assert_eq!(events.status_events.get(&read_labels).unwrap().get(), 1);
+        // Now: s DELIVERED, d FAILED, x PENDING, r PENDING; m2 is stuck 10 min after its SENT.
+        c.settle("1", &mut st, &walk, 1000 + 601);
+        let gauge = |state| events.webhook_events.get(&webhook(state)).map(|g| g.get());
+        assert_eq!(gauge("PENDING"), Some(2));
+        assert_eq!(gauge("FAILED"), Some(1));
+        assert_eq!(gauge("DELIVERED"), Some(1));
+        let phone = PhoneLabels {
+            phone_number_id: "1".into(),
+        };
+        assert_eq!(events.undelivered.get(&phone).unwrap().get(), 1);
+        c.settle("1", &mut st, &walk, 1000 + 599);
+        assert_eq!(events.undelivered.get(&phone).unwrap().get(), 0);
+        // Past the lookback edge, the gauge drops the events (its series stay, at 0).
+        let later = st.begin(2000);
+        c.settle("1", &mut st, &later, 3000);
+        assert_eq!(gauge("PENDING"), Some(0));
     }
 
     #[test]
     fn missing_timestamp_is_invalid_not_counted() {
-        let mut seen = SeenEvents::default();
+        let mut st = TargetState::default();
         let mut e = ev(Some("e1"), "SENT", 0);
         e.timestamp = None;
         let p = page(vec![("m1", vec![e])]);
-        let s = scan_page(&p, &mut seen, 0);
-        assert!(s.new.is_empty());
+        let s = scan(&p, &mut st, 0);
+        assert_eq!(s.new, 0);
         assert_eq!(s.invalid, vec!["no_timestamp"]);
     }
 

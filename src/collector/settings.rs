@@ -22,6 +22,8 @@ pub struct CollectSettings {
     pub webhook_failure_states: HashSet<String>,
     /// Distinct `error` labels per phone number.
     pub max_error_labels: usize,
+    /// When a SENT message without an end state counts as undelivered.
+    pub undelivered_after: Duration,
 }
 
 impl From<&LoadedConfig> for CollectSettings {
@@ -35,6 +37,7 @@ impl From<&LoadedConfig> for CollectSettings {
             concurrency: c.concurrency,
             webhook_failure_states: c.webhook_failure_states.iter().cloned().collect(),
             max_error_labels: c.max_error_labels,
+            undelivered_after: c.undelivered_after,
         }
     }
 }
@@ -46,7 +49,8 @@ impl CollectSettings {
     }
 }
 
-fn unix_now() -> i64 {
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

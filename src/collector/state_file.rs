@@ -4,15 +4,26 @@
 //! Versioned JSON, written atomically (temporary file, fsync, rename). Only
 //! targets whose baseline is done have an entry; entries are pruned past the
 //! lookback like the in-memory state, which bounds the file's size.
+//!
+//! Version 2 keeps, per event, the webhook state, application and error
+//! fingerprint it was last seen with (`[key, time, state, app, error]`, the
+//! indices into the target's `webhook_states` and `applications`). A
+//! version 1 file (`[key, time]` only) still loads: its events adopt the
+//! state they are next seen with, without counting a change.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::collector::seen::Mark;
 
 /// Current format version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// Oldest version read.
+pub const OLDEST: u32 = 1;
 
 /// The whole file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -29,12 +40,74 @@ pub struct TargetRecord {
     /// Newest event time seen.
     #[serde(default)]
     pub last_event_timestamp: Option<i64>,
-    /// `[key, event time]` pairs.
+    /// `[key, event time, state, app, error]` per event (`[key, event time]` in version 1).
     #[serde(default)]
-    pub seen: Vec<(u64, i64)>,
+    pub seen: Vec<SeenRecord>,
     /// The last activities walk failed partway (see `TargetState::partial`).
     #[serde(default)]
     pub partial: bool,
+    /// Webhook states, in the order the marks' `state` indices refer to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhook_states: Vec<String>,
+    /// Applications, in the order the marks' `app` indices refer to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applications: Vec<String>,
+    /// `[message key, earliest SENT time]` of the messages not yet delivered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undelivered: Vec<(u64, i64)>,
+}
+
+/// One remembered event: its key and how it was last seen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeenRecord {
+    /// Identity key.
+    pub key: u64,
+    /// Time, state, application, error.
+    pub mark: Mark,
+}
+
+impl Serialize for SeenRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let m = self.mark;
+        if (m.state, m.app, m.error) == (0, 0, 0) {
+            (self.key, m.time).serialize(s)
+        } else {
+            (self.key, m.time, m.state, m.app, m.error).serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SeenRecord {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SeenRecord;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("[key, time] or [key, time, state, app, error]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<SeenRecord, A::Error> {
+                let missing = |n| serde::de::Error::invalid_length(n, &self);
+                let key = a.next_element()?.ok_or_else(|| missing(0))?;
+                let time = a.next_element()?.ok_or_else(|| missing(1))?;
+                let state = a.next_element()?.unwrap_or(0);
+                let app = a.next_element()?.unwrap_or(0);
+                let error = a.next_element()?.unwrap_or(0);
+                if a.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(serde::de::Error::invalid_length(6, &self));
+                }
+                Ok(SeenRecord {
+                    key,
+                    mark: Mark {
+                        time,
+                        state,
+                        app,
+                        error,
+                    },
+                })
+            }
+        }
+        d.deserialize_seq(V)
+    }
 }
 
 /// Why the state file could not be used.
@@ -47,7 +120,7 @@ pub enum StateError {
     #[error("state file {0} is not valid: {1}")]
     Invalid(PathBuf, String),
     /// Written by another version.
-    #[error("state file {0} has version {1}, this exporter reads version {VERSION}")]
+    #[error("state file {0} has version {1}, this exporter reads versions {OLDEST} to {VERSION}")]
     Version(PathBuf, u32),
 }
 
@@ -68,11 +141,12 @@ pub fn load(path: &Path) -> Result<StateFile, StateError> {
         }
         Err(e) => return Err(StateError::Io(path.to_path_buf(), e)),
     };
-    let file: StateFile = serde_json::from_slice(&bytes)
+    let mut file: StateFile = serde_json::from_slice(&bytes)
         .map_err(|e| StateError::Invalid(path.to_path_buf(), e.to_string()))?;
-    if file.version != VERSION {
+    if !(OLDEST..=VERSION).contains(&file.version) {
         return Err(StateError::Version(path.to_path_buf(), file.version));
     }
+    file.version = VERSION;
     Ok(file)
 }
 
@@ -127,12 +201,46 @@ mod tests {
             target_key("message_history", "1"),
             TargetRecord {
                 last_event_timestamp: Some(5),
-                seen: vec![(u64::MAX, 5)],
+                seen: vec![
+                    SeenRecord {
+                        key: u64::MAX,
+                        mark: Mark::at(5),
+                    },
+                    SeenRecord {
+                        key: 7,
+                        mark: Mark {
+                            time: 6,
+                            state: 2,
+                            app: 1,
+                            error: 999,
+                        },
+                    },
+                ],
                 partial: true,
+                webhook_states: vec!["PENDING".into(), "FAILED".into()],
+                applications: vec!["42".into()],
+                undelivered: vec![(3, 4)],
             },
         );
         save(&path, &s).unwrap();
         assert_eq!(load(&path).unwrap(), s);
+        // Version 1, as the previous release wrote it: events without state.
+        std::fs::write(
+            &path,
+            br#"{"version":1,"targets":{"message_history/1":{"last_event_timestamp":5,"seen":[[18446744073709551615,5]],"partial":false}}}"#,
+        )
+        .unwrap();
+        let v1 = load(&path).unwrap();
+        assert_eq!(v1.version, VERSION);
+        assert_eq!(
+            v1.targets["message_history/1"].seen,
+            vec![SeenRecord {
+                key: u64::MAX,
+                mark: Mark::at(5)
+            }]
+        );
+        std::fs::write(&path, br#"{"version":2,"targets":{"a/1":{"seen":[[1]]}}}"#).unwrap();
+        assert!(matches!(load(&path), Err(StateError::Invalid(..))));
         std::fs::write(&path, b"{\"version\": 9, \"targets\": {}}").unwrap();
         assert!(matches!(load(&path), Err(StateError::Version(_, 9))));
         std::fs::write(&path, b"garbage").unwrap();

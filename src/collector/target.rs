@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use tokio::sync::Mutex;
 
-use crate::collector::seen::SeenEvents;
-use crate::collector::state_file::TargetRecord;
+use crate::collector::seen::{Interned, SeenEvents, Undelivered};
+use crate::collector::state_file::{SeenRecord, TargetRecord};
 use crate::config::TargetSpec;
 use crate::error::GraphError;
 use crate::graph::End;
@@ -19,11 +19,19 @@ use crate::metrics::TargetLabels;
 
 /// What one page scan found.
 #[derive(Debug)]
-pub struct Scan<'p, T> {
-    /// Records or events not seen before (now remembered).
-    pub new: Vec<&'p T>,
-    /// Records or events within the window that were seen before.
+pub struct Scan<F> {
+    /// What is to be counted: records or events not seen before (now
+    /// remembered), and events seen before in another state.
+    pub found: Vec<F>,
+    /// Of `found`, how many were not seen before.
+    pub new: usize,
+    /// Of `found`, how many were seen before and changed.
+    pub changed: usize,
+    /// Records or events within the window that were seen before, unchanged
+    /// (or changed in nothing that counts).
     pub seen: usize,
+    /// Something remembered changed without being counted (a state adopted).
+    pub touched: bool,
     /// Reasons of records skipped as invalid.
     pub invalid: Vec<&'static str>,
     /// Newest event time on the page.
@@ -32,11 +40,14 @@ pub struct Scan<'p, T> {
     pub stop: bool,
 }
 
-impl<T> Default for Scan<'_, T> {
+impl<F> Default for Scan<F> {
     fn default() -> Self {
         Scan {
-            new: Vec::new(),
+            found: Vec::new(),
+            new: 0,
+            changed: 0,
             seen: 0,
+            touched: false,
             invalid: Vec::new(),
             newest: None,
             stop: false,
@@ -49,6 +60,8 @@ impl<T> Default for Scan<'_, T> {
 pub struct Tally {
     /// Not seen before (counted, or remembered by a baseline).
     pub new: u64,
+    /// Seen before in another state (counted as a change).
+    pub changed: u64,
     /// Seen before (on an overlapping page).
     pub seen: u64,
     /// Records skipped, by reason.
@@ -71,8 +84,16 @@ pub struct Walk {
 /// Mutable state of one target.
 #[derive(Debug, Default)]
 pub struct TargetState {
-    /// Events already counted (or marked by the baseline).
+    /// Events already counted (or marked by the baseline), with how each was last seen.
     pub seen: SeenEvents,
+    /// Webhook states of this target's events, as [`SeenEvents`] marks hold them.
+    pub states: Interned,
+    /// Applications of this target's events, as [`SeenEvents`] marks hold them.
+    pub apps: Interned,
+    /// Messages sent and not yet delivered, read, failed or deleted.
+    pub undelivered: Undelivered,
+    /// `(application, state)` pairs with a `whatsapp_webhook_events` series.
+    pub webhook_series: HashSet<(u8, u8)>,
     /// The first successful collection has been made (or restored from the state file).
     pub baseline_done: bool,
     /// Start of the last collection attempt.
@@ -97,10 +118,13 @@ pub struct TargetState {
 impl TargetState {
     /// The state saved in the state file, pruned at the lookback `edge`.
     pub fn restored(rec: TargetRecord, edge: i64) -> TargetState {
-        let mut seen = SeenEvents::from_entries(rec.seen);
+        let mut seen = SeenEvents::from_entries(rec.seen.into_iter().map(|e| (e.key, e.mark)));
         seen.prune(edge);
         TargetState {
             seen,
+            states: Interned::from_values(rec.webhook_states),
+            apps: Interned::from_values(rec.applications),
+            undelivered: Undelivered::from_entries(rec.undelivered),
             last_event: rec.last_event_timestamp,
             partial: rec.partial,
             baseline_done: true,
@@ -112,8 +136,15 @@ impl TargetState {
     pub fn record(&self) -> TargetRecord {
         TargetRecord {
             last_event_timestamp: self.last_event,
-            seen: self.seen.entries().collect(),
+            seen: self
+                .seen
+                .entries()
+                .map(|(key, mark)| SeenRecord { key, mark })
+                .collect(),
             partial: self.partial,
+            webhook_states: self.states.values().to_vec(),
+            applications: self.apps.values().to_vec(),
+            undelivered: self.undelivered.entries().collect(),
         }
     }
 
@@ -134,11 +165,12 @@ impl TargetState {
     }
 
     /// Takes in the side results of a page scan.
-    pub fn absorb<T>(&mut self, scan: &Scan<'_, T>) {
-        if !scan.new.is_empty() {
+    pub fn absorb<F>(&mut self, scan: &Scan<F>) {
+        if !scan.found.is_empty() || scan.touched {
             self.dirty = true;
         }
-        self.tally.new += scan.new.len() as u64;
+        self.tally.new += scan.new as u64;
+        self.tally.changed += scan.changed as u64;
         self.tally.seen += scan.seen as u64;
         if scan.newest.is_some() {
             self.last_event = self.last_event.max(scan.newest);

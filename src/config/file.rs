@@ -117,6 +117,9 @@ pub struct CollectConfig {
     pub webhook_failure_states: Vec<String>,
     /// Distinct `error` label values per phone number before `other`.
     pub max_error_labels: usize,
+    /// A message SENT this long ago without DELIVERED, READ, FAILED or DELETED is undelivered.
+    #[serde(with = "humantime_serde")]
+    pub undelivered_after: Duration,
     /// API usage (percent, from Meta's headers) at which calls stop until access is regained.
     pub usage_threshold_percent: f64,
     /// First backoff after a rate limit without a regain time.
@@ -139,6 +142,7 @@ impl Default for CollectConfig {
             concurrency: 8,
             webhook_failure_states: vec!["FAILED".into(), "ERROR".into(), "RETRYING".into()],
             max_error_labels: 20,
+            undelivered_after: Duration::from_secs(600),
             usage_threshold_percent: 90.0,
             backoff_initial: Duration::from_secs(60),
             backoff_max: Duration::from_secs(3600),

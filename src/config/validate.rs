@@ -63,6 +63,11 @@ impl Config {
         }
         if c.lookback.is_zero() {
             bad("collect.lookback", "must be more than 0s".into());
+        } else if c.undelivered_after.is_zero() || c.undelivered_after >= c.lookback {
+            bad(
+                "collect.undelivered_after",
+                "must be more than 0s and less than collect.lookback".into(),
+            );
         }
         if !(1..=1024).contains(&c.concurrency) {
             bad(

@@ -124,6 +124,19 @@ impl OfTarget for WebhookLabels {
     }
 }
 
+/// `{phone_number_id}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhoneLabels {
+    /// Phone number id.
+    pub phone_number_id: String,
+}
+
+impl OfTarget for PhoneLabels {
+    fn of_target(&self, t: &TargetLabels) -> bool {
+        phone(&self.phone_number_id, t)
+    }
+}
+
 /// `{phone_number_id, error}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeliveryErrorLabels {

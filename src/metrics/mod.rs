@@ -61,6 +61,9 @@ impl Metrics {
     pub fn init_target(&self, l: &TargetLabels) {
         self.collection.init_target(l);
         self.api.init_target(&l.target);
+        if l.collector == labels::MESSAGE_HISTORY {
+            self.events.init_phone(&l.target);
+        }
     }
 
     /// Removes every series of target `l`, dropped by a reload or

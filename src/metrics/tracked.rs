@@ -41,6 +41,14 @@ impl<L: Clone + Hash + Eq, M: Default> Default for Tracked<L, M, fn() -> M> {
 }
 
 impl<L: Clone + Hash + Eq, M, C: MetricConstructor<M>> Tracked<L, M, C> {
+    /// An empty family whose series `constructor` makes (a histogram's buckets).
+    pub fn with_constructor(constructor: C) -> Self {
+        Tracked {
+            family: Family::new_with_constructor(constructor),
+            keys: Arc::default(),
+        }
+    }
+
     fn note(&self, l: &L) {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         if !keys.contains(l) {

@@ -200,6 +200,32 @@ impl Simulator {
         }
     }
 
+    /// Changes the events of an existing message in place (its webhook
+    /// state, its error: what Meta changes after first sight), as `change`
+    /// does to each. Returns false if the message is unknown.
+    pub fn update_events(
+        &self,
+        phone: &str,
+        message: &str,
+        change: impl FnMut(&mut SimEvent),
+    ) -> bool {
+        let mut d = self.lock();
+        d.version += 1;
+        let Some(msgs) = d.phones.get_mut(phone) else {
+            return false;
+        };
+        match Arc::make_mut(msgs)
+            .iter_mut()
+            .find(|m| m.item.id == message)
+        {
+            Some(m) => {
+                m.item.events.iter_mut().for_each(change);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Drops the oldest messages of a phone number beyond `keep`.
     pub fn trim_messages(&self, phone: &str, keep: usize) {
         let mut d = self.lock();

@@ -289,6 +289,7 @@ impl Harness {
                 metrics.events.clone(),
                 ["FAILED".to_string()].into(),
                 20,
+                std::time::Duration::from_secs(600),
             ),
             metrics,
             rt: tokio::runtime::Builder::new_current_thread()

@@ -1,9 +1,110 @@
 //! Restarts with and without `state_file`.
 
 use crate::support::*;
+use serde_json::Value;
 use whatsapp_exporter::sim::{SimActivity, SimEvent};
 
 const STATUS: &str = "whatsapp_message_status_events_total";
+const UPDATES: &str = "whatsapp_webhook_updates_total";
+const FAILURES: &str = "whatsapp_webhook_update_failures_total";
+const ERRORS: &str = "whatsapp_message_delivery_errors_total";
+const HTTP_500: &str = "Webhook endpoint returned HTTP 500";
+
+fn in_state(m: &Metrics, name: &str, state: &str) -> f64 {
+    m.val(
+        name,
+        &[("phone_number_id", PHONE), ("webhook_update_state", state)],
+    )
+}
+
+/// An event seen PENDING, then FAILED with its error while the exporter
+/// is down, counts once after a restart with the state file: one update to
+/// FAILED, one failure, one error; nothing more on the next scrapes, and
+/// the status event itself is not counted again.
+#[tokio::test]
+async fn a_state_change_while_down_counts_once_after_a_restart() {
+    let (sim, url) = simulator().await;
+    let dir = temp_dir("state-change");
+    let state = dir.join("state.json");
+    let yaml = config_yaml(&url, "", &format!("state_file: {}\n", state.display()));
+    let exp = Exporter::start(&yaml).await;
+    exp.scrape().await;
+    let msg = sim.add_message(PHONE, vec![SimEvent::new("SENT", now()).webhook("PENDING")]);
+    let m = exp.scrape().await;
+    assert_eq!(in_state(&m, UPDATES, "PENDING"), 1.0);
+    assert_eq!(in_state(&m, UPDATES, "FAILED"), 0.0);
+    exp.stop().await;
+
+    assert!(sim.update_events(PHONE, &msg, |e| {
+        e.webhook_update_state = Some("FAILED".into());
+        e.error_description = Some(HTTP_500.into());
+    }));
+    let exp = Exporter::start(&yaml).await;
+    for _ in 0..3 {
+        let m = exp.scrape().await;
+        assert_eq!(in_state(&m, UPDATES, "FAILED"), 1.0);
+        assert_eq!(in_state(&m, FAILURES, "FAILED"), 1.0);
+        assert_eq!(
+            m.val(ERRORS, &[("phone_number_id", PHONE), ("error", HTTP_500)]),
+            1.0
+        );
+        // A state change is no new status event: none was counted since the restart.
+        assert_eq!(m.get(STATUS, &[("phone_number_id", PHONE)]), None);
+        assert_eq!(in_state(&m, "whatsapp_webhook_events", "FAILED"), 1.0);
+    }
+    exp.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A state file of the previous release (version 1: events without their
+/// state) loads; its events adopt the state they are next seen with, with
+/// nothing counted, and a change after that counts.
+#[tokio::test]
+async fn a_version_1_state_file_loads_and_its_events_adopt_their_state() {
+    let (sim, url) = simulator().await;
+    let dir = temp_dir("state-v1");
+    let state = dir.join("state.json");
+    let yaml = config_yaml(&url, "", &format!("state_file: {}\n", state.display()));
+    let msg = sim.add_message(PHONE, vec![SimEvent::new("SENT", now()).webhook("PENDING")]);
+    let exp = Exporter::start(&yaml).await;
+    exp.scrape().await;
+    exp.stop().await;
+    // Rewrite it as version 1 wrote it: [key, time] per event, nothing else.
+    let mut file: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    file["version"] = 1.into();
+    for t in file["targets"].as_object_mut().unwrap().values_mut() {
+        let t = t.as_object_mut().unwrap();
+        for e in t["seen"].as_array_mut().unwrap() {
+            e.as_array_mut().unwrap().truncate(2);
+        }
+        t.retain(|k, _| ["last_event_timestamp", "seen", "partial"].contains(&k.as_str()));
+    }
+    assert!(!file.to_string().contains("PENDING"));
+    std::fs::write(&state, file.to_string()).unwrap();
+
+    assert!(sim.update_events(PHONE, &msg, |e| {
+        e.webhook_update_state = Some("RETRYING".into());
+    }));
+    let exp = Exporter::start(&yaml).await;
+    let m = exp.scrape().await;
+    assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
+    assert_eq!(
+        m.get(UPDATES, &[("webhook_update_state", "RETRYING")]),
+        None
+    );
+    assert_eq!(m.get(STATUS, &[("phone_number_id", PHONE)]), None);
+    assert_eq!(in_state(&m, "whatsapp_webhook_events", "RETRYING"), 1.0);
+    assert!(sim.update_events(PHONE, &msg, |e| {
+        e.webhook_update_state = Some("FAILED".into());
+    }));
+    let m = exp.scrape().await;
+    assert_eq!(in_state(&m, UPDATES, "FAILED"), 1.0);
+    // RETRYING (a default failure state) has its series now, made at 0 with
+    // the application's failure series: the adopted state was not counted.
+    assert_eq!(in_state(&m, UPDATES, "RETRYING"), 0.0);
+    exp.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
 
 #[tokio::test]
 async fn restart_without_state_file_takes_a_new_baseline() {
@@ -40,7 +141,7 @@ async fn restart_with_state_file_counts_downtime_events_once() {
     assert_eq!(m.sum(STATUS, &[]), 1.0);
     exp.stop().await;
     let saved = std::fs::read_to_string(&state).expect("state file written on shutdown");
-    assert!(saved.contains("\"version\":1"), "{saved}");
+    assert!(saved.contains("\"version\":2"), "{saved}");
     assert!(!saved.contains(TOKEN));
 
     // While the exporter is down: three new status events and an activity.
@@ -112,7 +213,7 @@ async fn corrupt_state_file_is_set_aside_not_lost() {
     assert!(
         std::fs::read_to_string(&state)
             .unwrap()
-            .contains("\"version\":1")
+            .contains("\"version\":2")
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
