@@ -31,7 +31,7 @@ fn rules_pass_promtool_check_and_unit_tests() {
         .args(["check", "rules"])
         .arg(alerts_dir().join("whatsapp-exporter.rules.yml"));
     let out = run_ok(check);
-    assert!(out.contains("SUCCESS: 16 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 19 rules found"), "{out}");
     let mut test = Command::new(&promtool);
     test.current_dir(alerts_dir().join("tests")).args([
         "test",
@@ -95,7 +95,7 @@ fn every_alert_has_severity_annotations_and_a_runbook_section() {
             );
         }
     }
-    assert_eq!(alerts, 12);
+    assert_eq!(alerts, 14);
 }
 
 /// Notifications received from Alertmanager: (receiver path, payload).

@@ -19,7 +19,7 @@ pub struct Stack {
     pub exp: Option<Exporter>,
     pub prometheus: String,
     pub client: reqwest::Client,
-    /// While set, half of PHONE2's webhook updates fail.
+    /// While set, half of PHONE2's events turn FAILED after first sight.
     pub failing: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     _prometheus: Running,
@@ -181,18 +181,28 @@ pub fn start_prometheus(
 }
 
 /// Two messages a second on each phone number moving to DELIVERED and READ,
-/// one in a hundred FAILED with an error, an activity event now and then; while
-/// `failing`, half of PHONE2's webhook updates fail.
+/// one in a hundred FAILED with an error, an activity event now and then.
+/// Webhook states move after first sight, as Meta's do: every event starts
+/// PENDING and about 1.5 s later (after a scrape or two) turns DELIVERED;
+/// while `failing`, half of PHONE2's turn FAILED, with their error.
 async fn traffic(sim: Simulator, failing: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
     let mut n = 0u64;
+    // (tick it was sent, phone, message) of the messages whose webhook state is still to move.
+    let mut pending: std::collections::VecDeque<(u64, &str, String)> = Default::default();
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         let t = now();
-        let first = sim.add_message(PHONE, vec![SimEvent::new("SENT", t)]);
-        sim.add_event(PHONE, &first, SimEvent::new("DELIVERED", t), false);
+        let first = sim.add_message(PHONE, vec![SimEvent::new("SENT", t).webhook("PENDING")]);
+        sim.add_event(
+            PHONE,
+            &first,
+            SimEvent::new("DELIVERED", t).webhook("PENDING"),
+            false,
+        );
         if n.is_multiple_of(3) {
             sim.add_event(PHONE, &first, SimEvent::new("READ", t), false);
         }
+        pending.push_back((n, PHONE, first));
         // 1 % of SENT, well under the 5 % of WhatsAppMessageDeliveryFailuresHigh:
         // this number is the healthy one. The first comes at once, for the
         // dashboards' error panels.
@@ -200,12 +210,22 @@ async fn traffic(sim: Simulator, failing: Arc<AtomicBool>, stop: Arc<AtomicBool>
             let ev = SimEvent::new("FAILED", t).error("Message undeliverable");
             sim.add_message(PHONE, vec![ev]);
         }
-        let state = if failing.load(Ordering::Relaxed) && n.is_multiple_of(2) {
-            "FAILED"
-        } else {
-            "DELIVERED"
-        };
-        sim.add_message(PHONE2, vec![SimEvent::new("SENT", t).webhook(state)]);
+        let second = sim.add_message(PHONE2, vec![SimEvent::new("SENT", t).webhook("PENDING")]);
+        pending.push_back((n, PHONE2, second));
+        while pending.front().is_some_and(|(born, _, _)| born + 3 <= n) {
+            let Some((born, phone, msg)) = pending.pop_front() else {
+                break;
+            };
+            let fail = phone == PHONE2 && failing.load(Ordering::Relaxed) && born.is_multiple_of(2);
+            sim.update_events(phone, &msg, |e| {
+                if fail {
+                    e.webhook_update_state = Some("FAILED".into());
+                    e.error_description = Some("Webhook endpoint returned HTTP 500".into());
+                } else {
+                    e.webhook_update_state = Some("DELIVERED".into());
+                }
+            });
+        }
         if n.is_multiple_of(10) {
             let kind =
                 [("USER", "USER_ADDED"), ("TEMPLATE", "TEMPLATE_APPROVED")][(n / 10 % 2) as usize];
