@@ -238,6 +238,15 @@ async fn webhook_failure_pages_and_resolves_end_to_end() {
     )
     .await;
     assert_eq!(page["labels"]["phone_number_id"], PHONE2);
+    // The failures it paged on were changes after first sight: the events
+    // were counted PENDING first, and FAILED later.
+    for state in ["PENDING", "FAILED"] {
+        let q = format!(
+            "whatsapp_webhook_updates_total{{phone_number_id=\"{PHONE2}\",webhook_update_state=\"{state}\"}} > 0"
+        );
+        let r = stack.query(&q).await.unwrap();
+        assert_eq!(r.as_array().map(Vec::len), Some(1), "{q}: {r}");
+    }
     assert_eq!(page["labels"]["severity"], "page");
     assert_eq!(page["labels"]["application_id"], "9876543210987654");
     assert!(

@@ -434,3 +434,176 @@ async fn targets_are_collected_concurrently_up_to_the_limit() {
         exp.stop().await;
     }
 }
+
+fn webhook(m: &Metrics, name: &str, state: &str) -> Option<f64> {
+    m.get(
+        name,
+        &[
+            ("phone_number_id", PHONE),
+            ("application_id", "9876543210987654"),
+            ("webhook_update_state", state),
+        ],
+    )
+}
+
+/// One event's webhook state moves after first sight: PENDING -> RETRYING
+/// -> FAILED is three updates under three labels, FAILED -> RETRYING ->
+/// FAILED two more; failures count the changes into failure states; the
+/// error counts when it appears (not again for a state change with the same
+/// one); the status event stays one; the gauge follows the last state.
+#[tokio::test]
+async fn webhook_state_changes_after_first_sight_count_once_each() {
+    let (sim, url) = simulator().await;
+    let yaml = config_yaml(&url, "  webhook_failure_states: [FAILED, RETRYING]\n", "");
+    let exp = Exporter::start(&yaml).await;
+    exp.scrape().await;
+    let msg = sim.add_message(PHONE, vec![SimEvent::new("SENT", now()).webhook("PENDING")]);
+    let set = |state: &str, error: Option<&str>| {
+        assert!(sim.update_events(PHONE, &msg, |e| {
+            e.webhook_update_state = Some(state.to_string());
+            if let Some(d) = error {
+                e.error_description = Some(d.to_string());
+            }
+        }));
+    };
+    let m = exp.scrape().await;
+    assert_eq!(webhook(&m, WEBHOOK, "PENDING"), Some(1.0));
+    assert_eq!(webhook(&m, "whatsapp_webhook_events", "PENDING"), Some(1.0));
+    set("RETRYING", None);
+    let m = exp.scrape().await;
+    assert_eq!(webhook(&m, WEBHOOK, "RETRYING"), Some(1.0));
+    assert_eq!(webhook(&m, FAILURES, "RETRYING"), Some(1.0));
+    assert_eq!(webhook(&m, "whatsapp_webhook_events", "PENDING"), Some(0.0));
+    assert_eq!(
+        webhook(&m, "whatsapp_webhook_events", "RETRYING"),
+        Some(1.0)
+    );
+    set("FAILED", Some("Webhook endpoint returned HTTP 500"));
+    // Seen twice in the same state: one change.
+    exp.scrape().await;
+    let m = exp.scrape().await;
+    assert_eq!(webhook(&m, WEBHOOK, "PENDING"), Some(1.0));
+    assert_eq!(webhook(&m, WEBHOOK, "RETRYING"), Some(1.0));
+    assert_eq!(webhook(&m, WEBHOOK, "FAILED"), Some(1.0));
+    assert_eq!(webhook(&m, FAILURES, "FAILED"), Some(1.0));
+    let error = [
+        ("phone_number_id", PHONE),
+        ("error", "Webhook endpoint returned HTTP 500"),
+    ];
+    assert_eq!(m.val(ERRORS, &error), 1.0);
+    set("RETRYING", None);
+    exp.scrape().await;
+    set("FAILED", None);
+    let m = exp.scrape().await;
+    assert_eq!(webhook(&m, WEBHOOK, "RETRYING"), Some(2.0));
+    assert_eq!(webhook(&m, WEBHOOK, "FAILED"), Some(2.0));
+    assert_eq!(webhook(&m, FAILURES, "RETRYING"), Some(2.0));
+    assert_eq!(webhook(&m, FAILURES, "FAILED"), Some(2.0));
+    assert_eq!(webhook(&m, FAILURES, "PENDING"), None);
+    assert_eq!(m.val(ERRORS, &error), 1.0, "same error, no new count");
+    assert_eq!(status(&m, PHONE, "SENT"), 1.0, "one status event");
+    assert_eq!(webhook(&m, "whatsapp_webhook_events", "FAILED"), Some(1.0));
+    // A new error description on the same event counts; an unknown state
+    // passes through as a label and is no failure; a state that disappears
+    // keeps the last one.
+    set("QUEUED", Some("Webhook endpoint timed out"));
+    let m = exp.scrape().await;
+    assert_eq!(webhook(&m, WEBHOOK, "QUEUED"), Some(1.0));
+    assert_eq!(webhook(&m, FAILURES, "QUEUED"), None);
+    assert_eq!(
+        m.val(
+            ERRORS,
+            &[
+                ("phone_number_id", PHONE),
+                ("error", "Webhook endpoint timed out")
+            ]
+        ),
+        1.0
+    );
+    assert!(sim.update_events(PHONE, &msg, |e| e.webhook_update_state = None));
+    let m = exp.scrape().await;
+    assert_eq!(webhook(&m, "whatsapp_webhook_events", "QUEUED"), Some(1.0));
+    assert_eq!(webhook(&m, WEBHOOK, "unknown"), None);
+    assert_eq!(m.sum(WEBHOOK, &[("phone_number_id", PHONE)]), 6.0);
+    exp.stop().await;
+}
+
+const LATENCY: &str = "whatsapp_message_status_latency_seconds";
+
+/// Latency is observed once per counted event, from the message's earliest
+/// SENT; messages SENT more than `undelivered_after` ago with no end state
+/// are undelivered, and the gauge exists (at 0) for every phone number.
+#[tokio::test]
+async fn latency_and_undelivered_messages() {
+    let (sim, url) = simulator().await;
+    let t = now();
+    // Before the baseline: remembered, not observed.
+    let old = sim.add_message(PHONE, vec![SimEvent::new("SENT", t - 3000)]);
+    sim.add_message(
+        PHONE2,
+        vec![
+            SimEvent::new("SENT", t - 3000),
+            SimEvent::new("DELIVERED", t - 2990),
+        ],
+    );
+    let exp = Exporter::start(&config_yaml(&url, "  undelivered_after: 20m\n", "")).await;
+    let m = exp.scrape().await;
+    assert_eq!(
+        m.val(
+            "whatsapp_messages_undelivered",
+            &[("phone_number_id", PHONE)]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.val(
+            "whatsapp_messages_undelivered",
+            &[("phone_number_id", PHONE2)]
+        ),
+        0.0
+    );
+    assert_eq!(m.get(&format!("{LATENCY}_count"), &[]), None);
+    sim.add_event(PHONE, &old, SimEvent::new("DELIVERED", t - 2900), false);
+    let recent = sim.add_message(PHONE, vec![SimEvent::new("SENT", t - 60)]);
+    sim.add_message(PHONE2, vec![SimEvent::new("SENT", t - 1500)]);
+    sim.add_message(PHONE2, vec![SimEvent::new("SENT", t - 1000)]);
+    let m = exp.scrape().await;
+    let delivered = [("phone_number_id", PHONE), ("delivery_status", "DELIVERED")];
+    assert_eq!(m.val(&format!("{LATENCY}_count"), &delivered), 1.0);
+    assert_eq!(m.val(&format!("{LATENCY}_sum"), &delivered), 100.0);
+    let bucket = |m: &Metrics, le: &str| {
+        let mut l = delivered.to_vec();
+        l.push(("le", le));
+        m.val(&format!("{LATENCY}_bucket"), &l)
+    };
+    assert_eq!(bucket(&m, "60.0"), 0.0);
+    assert_eq!(bucket(&m, "120.0"), 1.0);
+    // The delivered one is no longer undelivered; of PHONE2's, one is older than 20m.
+    assert_eq!(
+        m.val(
+            "whatsapp_messages_undelivered",
+            &[("phone_number_id", PHONE)]
+        ),
+        0.0
+    );
+    assert_eq!(
+        m.val(
+            "whatsapp_messages_undelivered",
+            &[("phone_number_id", PHONE2)]
+        ),
+        1.0
+    );
+    // A state change of a counted event is no new observation; a READ is one.
+    assert!(sim.update_events(PHONE, &old, |e| e.webhook_update_state =
+        Some("FAILED".into())));
+    sim.add_event(PHONE, &recent, SimEvent::new("READ", t - 30), false);
+    let m = exp.scrape().await;
+    assert_eq!(m.val(&format!("{LATENCY}_count"), &delivered), 1.0);
+    let read = [("phone_number_id", PHONE), ("delivery_status", "READ")];
+    assert_eq!(m.val(&format!("{LATENCY}_sum"), &read), 30.0);
+    // No SENT of its own: no observation.
+    sim.add_message(PHONE, vec![SimEvent::new("DELIVERED", t)]);
+    let m = exp.scrape().await;
+    assert_eq!(m.val(&format!("{LATENCY}_count"), &delivered), 1.0);
+    exp.stop().await;
+}
