@@ -15,19 +15,21 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 use whatsapp_exporter::collector::TargetState;
 use whatsapp_exporter::collector::activities::ActivitiesCollector;
-use whatsapp_exporter::collector::driver::drive;
+use whatsapp_exporter::collector::driver::{Collect, drive};
 use whatsapp_exporter::collector::message_history::MessageHistoryCollector;
-use whatsapp_exporter::collector::state_file::StateFile;
+use whatsapp_exporter::collector::state_file::{self, StateFile};
 use whatsapp_exporter::error::GraphError;
 use whatsapp_exporter::graph::model::{
     Activity, Cursors, EventList, MessageHistory, Page, Paging, StatusEvent,
 };
 use whatsapp_exporter::graph::{PageSource, Pager};
-use whatsapp_exporter::metrics::labels::{ActivityLabels, StatusLabels};
+use whatsapp_exporter::metrics::labels::{ActivityLabels, StatusLabels, WebhookLabels};
 use whatsapp_exporter::metrics::{Exposition, Metrics};
 
 /// The target's id.
 const ID: &str = "1000";
+/// Webhook states an event moves through; every event starts in the first.
+const STATES: [&str; 4] = ["PENDING", "RETRYING", "FAILED", "DELIVERED"];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -35,6 +37,9 @@ enum Op {
     Add(u8),
     /// A new event on an existing message (picked modulo their number).
     AddEvent(usize),
+    /// An existing event (picked modulo their number) moves to webhook state
+    /// `STATES[s]` (message_history; for activities, a new record).
+    Change(usize, usize),
     /// A collection: page size, records added after page k, fail when
     /// fetching page n, the API repeating page r (served twice in a row).
     Collect {
@@ -51,6 +56,7 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
     let op = prop_oneof![
         3 => (0u8..4).prop_map(Op::Add),
         2 => any::<usize>().prop_map(Op::AddEvent),
+        2 => (any::<usize>(), 0..STATES.len()).prop_map(|(p, s)| Op::Change(p, s)),
         3 => (
             1usize..5,
             prop::collection::vec((0usize..6, 0u8..3), 0..4),
@@ -96,6 +102,10 @@ struct World {
     records: Vec<Rec>,
     next: u64,
     class: HashMap<u64, Class>,
+    /// Webhook state of each event (index into STATES).
+    state: HashMap<u64, usize>,
+    /// How many times any event entered each state (its first included).
+    entered: [u64; STATES.len()],
     /// The exporter counts (its baseline is done).
     counting: bool,
     in_baseline_walk: bool,
@@ -112,6 +122,8 @@ impl World {
             Class::Never
         };
         self.class.insert(self.next, class);
+        self.state.insert(self.next, 0);
+        self.entered[0] += 1;
         self.next
     }
 
@@ -136,6 +148,20 @@ impl World {
         let i = pick % self.messages.len();
         let t = self.fresh();
         self.messages[i].1.push(rec(t));
+    }
+
+    fn change(&mut self, pick: usize, to: usize) {
+        if self.activities {
+            return self.add(0);
+        }
+        let all = self.existing();
+        if all.is_empty() {
+            return;
+        }
+        let t = all[pick % all.len()];
+        if self.state.insert(t, to) != Some(to) {
+            self.entered[to] += 1;
+        }
     }
 
     fn existing(&self) -> Vec<u64> {
@@ -173,6 +199,7 @@ impl World {
                             id: has_id.then(|| format!("e{t}")),
                             delivery_status: Some(format!("S{t}")),
                             timestamp: Some(*ts),
+                            webhook_update_state: Some(STATES[self.state[t]].into()),
                             ..Default::default()
                         })
                         .collect(),
@@ -316,6 +343,21 @@ impl Harness {
         c.map_or(0, |c| c.get())
     }
 
+    /// The real counter of webhook updates into state `s`, and the gauge of
+    /// events in it now.
+    fn webhook(&self, s: &str) -> (u64, i64) {
+        let l = WebhookLabels {
+            phone_number_id: ID.into(),
+            application_id: "unknown".into(),
+            webhook_update_state: s.into(),
+        };
+        let e = &self.metrics.events;
+        (
+            e.webhook_updates.get(&l).map_or(0, |c| c.get()),
+            e.webhook_events.get(&l).map_or(0, |g| g.get()),
+        )
+    }
+
     /// One collection through the exporter's pager, driver and state steps.
     fn collect(
         &mut self,
@@ -364,6 +406,9 @@ impl Harness {
             ))
         };
         drop(pager);
+        if !activities {
+            self.message_history.settle(ID, &mut self.st, &walk, 10_000);
+        }
         self.st.finish(&walk, &result);
         self.world.in_baseline_walk = false;
         self.world.counting = self.st.baseline_done;
@@ -378,6 +423,15 @@ impl Harness {
                 );
             }
         }
+        // A state is counted at most as often as events entered it.
+        for (i, s) in STATES.iter().enumerate() {
+            let (counted, _) = self.webhook(s);
+            assert!(
+                counted <= self.world.entered[i],
+                "{s} counted {counted} times, entered {}",
+                self.world.entered[i]
+            );
+        }
         if result.is_ok() && !baseline {
             for t in before {
                 if self.world.class[&t] == Class::Must {
@@ -388,9 +442,12 @@ impl Harness {
     }
 
     fn restart(&mut self, keep_state: bool) {
+        // The counters stay, to add up across processes; a new process
+        // starts with no gauges.
+        self.metrics.events.webhook_events.retain(|_| false);
         if keep_state && self.st.baseline_done {
             let mut file = StateFile {
-                version: 1,
+                version: state_file::VERSION,
                 ..Default::default()
             };
             file.targets.insert("t".into(), self.st.record());
@@ -408,6 +465,7 @@ impl Harness {
             match op {
                 Op::Add(n) => self.world.add(*n),
                 Op::AddEvent(pick) => self.world.add_event(*pick),
+                Op::Change(pick, to) => self.world.change(*pick, *to),
                 Op::Collect {
                     page_size,
                     inserts,
@@ -420,6 +478,13 @@ impl Harness {
         // A final complete collection picks up everything still pending.
         self.collect(3, &[], None, None);
         self.collect(3, &[], None, None);
+        // And the exporter knows where every event's webhook state stands.
+        if !self.world.activities {
+            for (i, s) in STATES.iter().enumerate() {
+                let now = self.world.state.values().filter(|x| **x == i).count();
+                assert_eq!(self.webhook(s).1, now as i64, "events in {s} now");
+            }
+        }
     }
 }
 
