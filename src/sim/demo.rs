@@ -1,11 +1,14 @@
 //! `--demo`: the simulator with live traffic, and a configuration pointing at it.
 //!
 //! One account with two phone numbers. Messages move through SENT, DELIVERED
-//! and READ, a few FAIL with an error; the second number's webhook fails for
-//! 3 minutes in every 10 (and the first one's now and then), so the webhook
-//! metrics and alerts have something to show; activity events arrive every
-//! half minute or so, and the API fails one request 20 s after start and
-//! every 5 minutes after that.
+//! and READ (some READs come minutes later), a few FAIL with an error, and a
+//! few never get past SENT (the recipient's phone is off), so the stuck
+//! messages gauge moves. Webhook states move after first sight as Meta's do:
+//! each event starts PENDING and is DELIVERED to the webhook within seconds
+//! (now and then after a RETRYING); while the second number's webhook is
+//! down, 3 minutes in every 10, its events go RETRYING and then FAILED with
+//! an error. Activity events arrive every half minute or so, and the API
+//! fails one request 20 s after start and every 5 minutes after that.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -116,12 +119,102 @@ pub async fn start_configured() -> std::io::Result<(Simulator, LoadedConfig)> {
 /// In-flight messages: (phone index, message id, last status).
 type InFlight = Vec<(usize, String, &'static str)>;
 
+/// An event whose webhook delivery is still under way.
+#[derive(Debug, Clone)]
+struct Hook {
+    phone: usize,
+    message: String,
+    status: &'static str,
+    /// When it moves next (unix seconds).
+    due: i64,
+    /// Its webhook state now.
+    state: &'static str,
+}
+
+/// The demo's moving parts.
+#[derive(Debug, Default)]
+struct Traffic {
+    inflight: InFlight,
+    hooks: Vec<Hook>,
+}
+
+impl Traffic {
+    /// Adds `ev` (webhook PENDING) to a message, new if `message` is `None`.
+    fn send(
+        &mut self,
+        sim: &Simulator,
+        rng: &mut StdRng,
+        p: usize,
+        message: Option<&str>,
+        ev: SimEvent,
+        ts: i64,
+    ) -> String {
+        let status = match ev.delivery_status.as_deref() {
+            Some("SENT") => "SENT",
+            Some("DELIVERED") => "DELIVERED",
+            Some("READ") => "READ",
+            _ => "FAILED",
+        };
+        let ev = ev.webhook("PENDING");
+        let id = match message {
+            Some(m) => {
+                sim.add_event(DEMO_PHONES[p], m, ev, false);
+                m.to_string()
+            }
+            None => sim.add_message(DEMO_PHONES[p], vec![ev]),
+        };
+        self.hooks.push(Hook {
+            phone: p,
+            message: id.clone(),
+            status,
+            due: ts + rng.random_range(1..6),
+            state: "PENDING",
+        });
+        id
+    }
+
+    /// Moves the webhook states that are due: PENDING to DELIVERED (2 % via
+    /// RETRYING); while a number's webhook is down, RETRYING then FAILED.
+    fn deliver(&mut self, sim: &Simulator, rng: &mut StdRng, ts: i64) {
+        let mut i = 0;
+        while i < self.hooks.len() {
+            if self.hooks[i].due > ts {
+                i += 1;
+                continue;
+            }
+            let h = &mut self.hooks[i];
+            let down = webhook_down(h.phone, ts);
+            let (next, error) = match h.state {
+                "PENDING" if down || rng.random_bool(0.02) => ("RETRYING", None),
+                "RETRYING" if down => ("FAILED", Some("Webhook endpoint returned HTTP 500")),
+                _ => ("DELIVERED", None),
+            };
+            let status = h.status;
+            sim.update_events(DEMO_PHONES[h.phone], &h.message, |e| {
+                if e.delivery_status.as_deref() == Some(status) {
+                    e.webhook_update_state = Some(next.to_string());
+                    if let Some(d) = error {
+                        e.error_description = Some(d.to_string());
+                    }
+                }
+            });
+            if next == "RETRYING" {
+                h.state = next;
+                h.due = ts + rng.random_range(20..60);
+                i += 1;
+            } else {
+                self.hooks.swap_remove(i);
+            }
+        }
+    }
+}
+
 async fn generate(sim: Simulator, mut rng: StdRng) {
-    let mut inflight: InFlight = Vec::new();
+    let mut traffic = Traffic::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     for n in 0u64.. {
         tick.tick().await;
-        step(&sim, &mut rng, &mut inflight);
+        step(&sim, &mut rng, &mut traffic);
         // Now and then the API fails one request, as the real one does:
         // 20 s after start, then every 5 minutes.
         if n % 300 == 20 {
@@ -136,9 +229,14 @@ async fn generate(sim: Simulator, mut rng: StdRng) {
     }
 }
 
+/// The second number's webhook is down 3 minutes in every 10.
+fn webhook_down(phone: usize, ts: i64) -> bool {
+    phone == 1 && (ts / 60) % 10 < 3
+}
+
+/// The final webhook state of an event of the history made at start-up.
 fn webhook_state(rng: &mut StdRng, phone: usize, ts: i64) -> &'static str {
-    let outage = phone == 1 && (ts / 60) % 10 < 3;
-    if outage {
+    if webhook_down(phone, ts) {
         "FAILED"
     } else if rng.random_bool(0.02) {
         "RETRYING"
@@ -147,38 +245,43 @@ fn webhook_state(rng: &mut StdRng, phone: usize, ts: i64) -> &'static str {
     }
 }
 
-fn step(sim: &Simulator, rng: &mut StdRng, inflight: &mut InFlight) {
+fn step(sim: &Simulator, rng: &mut StdRng, t: &mut Traffic) {
     let ts = now();
     if rng.random_bool(0.8) {
         let p = rng.random_range(0..DEMO_PHONES.len());
-        let ev = SimEvent::new("SENT", ts).webhook(webhook_state(rng, p, ts));
-        let id = sim.add_message(DEMO_PHONES[p], vec![ev]);
-        inflight.push((p, id, "SENT"));
+        let id = t.send(sim, rng, p, None, SimEvent::new("SENT", ts), ts);
+        // 3 % never get further: the recipient's phone is off.
+        if !rng.random_bool(0.03) {
+            t.inflight.push((p, id, "SENT"));
+        }
     }
     let mut i = 0;
-    while i < inflight.len() {
-        if !rng.random_bool(0.3) {
+    while i < t.inflight.len() {
+        let (p, id, last) = t.inflight[i].clone();
+        // Delivery within seconds; reading within a minute or, for some, much later.
+        let chance = if last == "SENT" { 0.3 } else { 0.05 };
+        if !rng.random_bool(chance) {
             i += 1;
             continue;
         }
-        let (p, id, last) = inflight[i].clone();
         let next = match last {
             "SENT" if rng.random_bool(0.06) => "FAILED",
             "SENT" => "DELIVERED",
             _ => "READ",
         };
-        let mut ev = SimEvent::new(next, ts).webhook(webhook_state(rng, p, ts));
+        let mut ev = SimEvent::new(next, ts);
         if next == "FAILED" {
             ev = ev.error(ERRORS[rng.random_range(0..ERRORS.len())]);
         }
-        sim.add_event(DEMO_PHONES[p], &id, ev, false);
+        t.send(sim, rng, p, Some(&id), ev, ts);
         if next == "DELIVERED" {
-            inflight[i].2 = "DELIVERED";
+            t.inflight[i].2 = "DELIVERED";
             i += 1;
         } else {
-            inflight.swap_remove(i);
+            t.inflight.swap_remove(i);
         }
     }
+    t.deliver(sim, rng, ts);
     if rng.random_bool(0.03) {
         let (cat, kind) = ACTIVITIES[rng.random_range(0..ACTIVITIES.len())];
         sim.add_activity(DEMO_WABA, SimActivity::new(cat, kind, ts), true);

@@ -135,11 +135,25 @@ async fn demo_counters_move() {
             let text = client.get(&url).send().await.ok()?.text().await.ok()?;
             let m = Metrics::parse(&text);
             let total = m.sum("whatsapp_message_status_events_total", &[]);
-            (total > 0.0).then_some(m)
+            // Webhook states move after first sight: PENDING, then DELIVERED.
+            // (Until the first events arrive, these series may not exist.)
+            let any = |name, want: &[(&str, &str)]| {
+                m.find(name, want).iter().map(|s| s.value).sum::<f64>()
+            };
+            let updates = |state| {
+                any(
+                    "whatsapp_webhook_updates_total",
+                    &[("webhook_update_state", state)],
+                )
+            };
+            let latency = any("whatsapp_message_status_latency_seconds_count", &[]);
+            (total > 0.0 && updates("PENDING") > 0.0 && updates("DELIVERED") > 0.0 && latency > 0.0)
+                .then_some(m)
         }
     })
     .await;
     assert_eq!(moved.find("whatsapp_up", &[]).len(), 3);
+    assert_eq!(moved.find("whatsapp_messages_undelivered", &[]).len(), 2);
     assert!(
         moved
             .find("whatsapp_up", &[])

@@ -3,7 +3,10 @@
 //! pages, offset-style, so pages shift under the walk), failures partway and
 //! restarts with or without state, no event is counted twice, none that
 //! existed before a baseline is counted, and every event that arrived after
-//! the baseline is counted by the next complete collection.
+//! the baseline is counted by the next complete collection. Events' webhook
+//! states move between collections: no state is counted more often than
+//! events entered it, and after a complete collection the exporter knows
+//! where each event's state stands.
 //!
 //! The exporter's own code does the work: its pager walks the pages of a
 //! simulated world, its driver runs the real collectors over the target's
