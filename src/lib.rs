@@ -18,8 +18,9 @@
 //!   budget: throttling, hourly cap (`budget`).
 //! - [`collector`]: the fleet of targets, one generation at a time (`fleet`, `generation`);
 //!   one target's collection (`collect`) through one driver (`driver`) over the target's
-//!   state steps (`target`); the two collectors (`activities`, `message_history`), dedupe
-//!   (`seen`), persistence (`state_file`), phone number listing (`discovery`), `collect:`
+//!   state steps (`target`); the two collectors (`activities`, `message_history`: new events
+//!   and changes of their webhook state after first sight), what a target remembers of each
+//!   event and message (`seen`), persistence (`state_file`), phone number listing (`discovery`), `collect:`
 //!   settings (`settings`).
 //! - [`metrics`]: the metric groups (`api`, `collection`, `events`, `phones`, `process`),
 //!   their label sets and values (`labels`), families that list their series (`tracked`),
@@ -37,7 +38,8 @@
 //!   (`render`), the demo (`demo`).
 //!
 //! One scrape: `server` -> `collector::Fleet` (discovery, then each target through the
-//! driver: `graph` pages -> scan -> dedupe -> counters) -> `metrics::Exposition` -> `server`.
+//! driver: `graph` pages -> scan -> dedupe and state changes -> counters -> gauges) ->
+//! `metrics::Exposition` -> `server`.
 //! Data flows one way: Graph API -> pages -> events -> dedupe -> counters -> exposition.
 
 #![forbid(unsafe_code)]

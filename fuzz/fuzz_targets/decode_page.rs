@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use whatsapp_exporter::collector::seen::SeenEvents;
-use whatsapp_exporter::collector::{activities, message_history};
+use whatsapp_exporter::collector::{TargetState, activities, message_history};
 use whatsapp_exporter::graph::client::decode_response;
 use whatsapp_exporter::graph::model::{Activity, MessageHistory};
 use whatsapp_exporter::secret::AccessToken;
@@ -17,8 +17,12 @@ fuzz_target!(|input: &[u8]| {
     let token = AccessToken::new("FUZZ-TOKEN-123");
     match decode_response::<MessageHistory>(status, body, &token) {
         Ok(page) => {
-            let mut seen = SeenEvents::default();
-            let _ = message_history::scan_page(&page, &mut seen, 0);
+            let mut st = TargetState::default();
+            let mut mem = message_history::Memory::of(&mut st);
+            let _ = message_history::scan_page(&page, &mut mem, 0);
+            // Seen again: every event known, in the state it was left in.
+            let again = message_history::scan_page(&page, &mut mem, 0);
+            assert_eq!(again.new, 0);
         }
         Err(e) => assert!(!e.to_string().contains("FUZZ-TOKEN-123")),
     }
