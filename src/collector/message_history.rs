@@ -19,7 +19,7 @@ use crate::graph::Edge;
 use crate::graph::model::{MessageHistory, Page, StatusEvent};
 use crate::metrics::EventMetrics;
 use crate::metrics::labels::{
-    DeliveryErrorLabels, PhoneLabels, StatusLabels, WebhookLabels, label_value,
+    DeliveryErrorLabels, PhoneLabels, StatusLabels, WebhookLabels, label_str, label_value,
 };
 use crate::metrics::labels::{MAX_LABEL_CHARS, truncate_chars};
 
@@ -140,7 +140,7 @@ pub fn scan_page<'p>(
             all_old = false;
             let key = identity(ev, msg_key);
             let state_now = present(ev.webhook_update_state.as_deref());
-            let app = mem.apps.index(&label_value(app_id(ev)));
+            let app = mem.apps.index(label_str(app_id(ev)));
             let error_now = ev
                 .error_description
                 .as_deref()
@@ -148,7 +148,7 @@ pub fn scan_page<'p>(
                 .filter(|e| !e.is_empty());
             let print = error_now.as_deref().map(error_print);
             let Some(old) = mem.seen.get(key) else {
-                let state = mem.states.index(&label_value(state_now));
+                let state = mem.states.index(label_str(state_now));
                 let mark = Mark {
                     time: ts,
                     state,
@@ -174,9 +174,9 @@ pub fn scan_page<'p>(
             // keeps the last one known.
             let recorded = old.state != 0;
             let state = match state_now {
-                Some(s) => mem.states.index(s),
+                Some(s) => mem.states.index(label_str(Some(s))),
                 None if recorded => old.state,
-                None => mem.states.index(&label_value(None)),
+                None => mem.states.index(label_str(None)),
             };
             let mark = Mark {
                 time: ts,

@@ -22,9 +22,14 @@ pub fn truncate_chars(s: &str, max: usize) -> &str {
 /// A label value as the API gives it (trimmed, capped at
 /// [`MAX_LABEL_CHARS`]); missing or empty becomes `unknown`.
 pub fn label_value(v: Option<&str>) -> String {
+    label_str(v).to_string()
+}
+
+/// [`label_value`] without the copy.
+pub fn label_str(v: Option<&str>) -> &str {
     match v.map(str::trim) {
-        Some(s) if !s.is_empty() => truncate_chars(s, MAX_LABEL_CHARS).to_string(),
-        _ => "unknown".to_string(),
+        Some(s) if !s.is_empty() => truncate_chars(s, MAX_LABEL_CHARS),
+        _ => "unknown",
     }
 }
 
