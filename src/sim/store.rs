@@ -37,6 +37,15 @@ impl SimData {
         self.next_id += 1;
         format!("{}", 3_000_000_000_000_000u64 + self.next_id)
     }
+    /// Message `message` of `phone`, to change (a new version of the data).
+    fn message_mut(&mut self, phone: &str, message: &str) -> Option<&mut SimMessage> {
+        self.version += 1;
+        Arc::make_mut(self.phones.get_mut(phone)?)
+            .iter_mut()
+            .find(|m| m.item.id == message)
+            .map(|m| &mut m.item)
+    }
+
     pub(super) fn seq(&mut self) -> u64 {
         self.version += 1;
         self.next_seq += 1;
@@ -181,23 +190,12 @@ impl Simulator {
         keep_id_absent: bool,
     ) -> bool {
         let mut d = self.lock();
-        d.version += 1;
         if ev.id.is_none() && !keep_id_absent {
             ev.id = Some(d.fresh_id());
         }
-        let Some(msgs) = d.phones.get_mut(phone) else {
-            return false;
-        };
-        match Arc::make_mut(msgs)
-            .iter_mut()
-            .find(|m| m.item.id == message)
-        {
-            Some(m) => {
-                m.item.events.push(ev);
-                true
-            }
-            None => false,
-        }
+        d.message_mut(phone, message)
+            .map(|m| m.events.push(ev))
+            .is_some()
     }
 
     /// Changes the events of an existing message in place (its webhook
@@ -209,21 +207,10 @@ impl Simulator {
         message: &str,
         change: impl FnMut(&mut SimEvent),
     ) -> bool {
-        let mut d = self.lock();
-        d.version += 1;
-        let Some(msgs) = d.phones.get_mut(phone) else {
-            return false;
-        };
-        match Arc::make_mut(msgs)
-            .iter_mut()
-            .find(|m| m.item.id == message)
-        {
-            Some(m) => {
-                m.item.events.iter_mut().for_each(change);
-                true
-            }
-            None => false,
-        }
+        self.lock()
+            .message_mut(phone, message)
+            .map(|m| m.events.iter_mut().for_each(change))
+            .is_some()
     }
 
     /// Drops the oldest messages of a phone number beyond `keep`.

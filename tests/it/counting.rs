@@ -3,12 +3,6 @@
 use crate::support::*;
 use whatsapp_exporter::sim::{SimActivity, SimEvent};
 
-const STATUS: &str = "whatsapp_message_status_events_total";
-const WEBHOOK: &str = "whatsapp_webhook_updates_total";
-const FAILURES: &str = "whatsapp_webhook_update_failures_total";
-const ERRORS: &str = "whatsapp_message_delivery_errors_total";
-const ACTIVITY: &str = "whatsapp_activity_events_total";
-
 fn status(m: &Metrics, phone: &str, s: &str) -> f64 {
     m.val(
         STATUS,
@@ -435,17 +429,6 @@ async fn targets_are_collected_concurrently_up_to_the_limit() {
     }
 }
 
-fn webhook(m: &Metrics, name: &str, state: &str) -> Option<f64> {
-    m.get(
-        name,
-        &[
-            ("phone_number_id", PHONE),
-            ("application_id", "9876543210987654"),
-            ("webhook_update_state", state),
-        ],
-    )
-}
-
 /// One event's webhook state moves after first sight: PENDING -> RETRYING
 /// -> FAILED is three updates under three labels, FAILED -> RETRYING ->
 /// FAILED two more; failures count the changes into failure states; the
@@ -530,6 +513,13 @@ async fn webhook_state_changes_after_first_sight_count_once_each() {
 
 const LATENCY: &str = "whatsapp_message_status_latency_seconds";
 
+fn undelivered(m: &Metrics, phone: &str) -> f64 {
+    m.val(
+        "whatsapp_messages_undelivered",
+        &[("phone_number_id", phone)],
+    )
+}
+
 /// Latency is observed once per counted event, from the message's earliest
 /// SENT; messages SENT more than `undelivered_after` ago with no end state
 /// are undelivered, and the gauge exists (at 0) for every phone number.
@@ -548,20 +538,8 @@ async fn latency_and_undelivered_messages() {
     );
     let exp = Exporter::start(&config_yaml(&url, "  undelivered_after: 20m\n", "")).await;
     let m = exp.scrape().await;
-    assert_eq!(
-        m.val(
-            "whatsapp_messages_undelivered",
-            &[("phone_number_id", PHONE)]
-        ),
-        1.0
-    );
-    assert_eq!(
-        m.val(
-            "whatsapp_messages_undelivered",
-            &[("phone_number_id", PHONE2)]
-        ),
-        0.0
-    );
+    assert_eq!(undelivered(&m, PHONE), 1.0);
+    assert_eq!(undelivered(&m, PHONE2), 0.0);
     assert_eq!(m.get(&format!("{LATENCY}_count"), &[]), None);
     sim.add_event(PHONE, &old, SimEvent::new("DELIVERED", t - 2900), false);
     let recent = sim.add_message(PHONE, vec![SimEvent::new("SENT", t - 60)]);
@@ -579,20 +557,8 @@ async fn latency_and_undelivered_messages() {
     assert_eq!(bucket(&m, "60.0"), 0.0);
     assert_eq!(bucket(&m, "120.0"), 1.0);
     // The delivered one is no longer undelivered; of PHONE2's, one is older than 20m.
-    assert_eq!(
-        m.val(
-            "whatsapp_messages_undelivered",
-            &[("phone_number_id", PHONE)]
-        ),
-        0.0
-    );
-    assert_eq!(
-        m.val(
-            "whatsapp_messages_undelivered",
-            &[("phone_number_id", PHONE2)]
-        ),
-        1.0
-    );
+    assert_eq!(undelivered(&m, PHONE), 0.0);
+    assert_eq!(undelivered(&m, PHONE2), 1.0);
     // A state change of a counted event is no new observation; a READ is one.
     assert!(sim.update_events(PHONE, &old, |e| e.webhook_update_state =
         Some("FAILED".into())));

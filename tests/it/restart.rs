@@ -4,18 +4,7 @@ use crate::support::*;
 use serde_json::Value;
 use whatsapp_exporter::sim::{SimActivity, SimEvent};
 
-const STATUS: &str = "whatsapp_message_status_events_total";
-const UPDATES: &str = "whatsapp_webhook_updates_total";
-const FAILURES: &str = "whatsapp_webhook_update_failures_total";
-const ERRORS: &str = "whatsapp_message_delivery_errors_total";
 const HTTP_500: &str = "Webhook endpoint returned HTTP 500";
-
-fn in_state(m: &Metrics, name: &str, state: &str) -> f64 {
-    m.val(
-        name,
-        &[("phone_number_id", PHONE), ("webhook_update_state", state)],
-    )
-}
 
 /// An event seen PENDING, then FAILED with its error while the exporter
 /// is down, counts once after a restart with the state file: one update to
@@ -31,8 +20,8 @@ async fn a_state_change_while_down_counts_once_after_a_restart() {
     exp.scrape().await;
     let msg = sim.add_message(PHONE, vec![SimEvent::new("SENT", now()).webhook("PENDING")]);
     let m = exp.scrape().await;
-    assert_eq!(in_state(&m, UPDATES, "PENDING"), 1.0);
-    assert_eq!(in_state(&m, UPDATES, "FAILED"), 0.0);
+    assert_eq!(webhook(&m, WEBHOOK, "PENDING"), Some(1.0));
+    assert_eq!(webhook(&m, WEBHOOK, "FAILED"), Some(0.0));
     exp.stop().await;
 
     assert!(sim.update_events(PHONE, &msg, |e| {
@@ -42,15 +31,15 @@ async fn a_state_change_while_down_counts_once_after_a_restart() {
     let exp = Exporter::start(&yaml).await;
     for _ in 0..3 {
         let m = exp.scrape().await;
-        assert_eq!(in_state(&m, UPDATES, "FAILED"), 1.0);
-        assert_eq!(in_state(&m, FAILURES, "FAILED"), 1.0);
+        assert_eq!(webhook(&m, WEBHOOK, "FAILED"), Some(1.0));
+        assert_eq!(webhook(&m, FAILURES, "FAILED"), Some(1.0));
         assert_eq!(
             m.val(ERRORS, &[("phone_number_id", PHONE), ("error", HTTP_500)]),
             1.0
         );
         // A state change is no new status event: none was counted since the restart.
         assert_eq!(m.get(STATUS, &[("phone_number_id", PHONE)]), None);
-        assert_eq!(in_state(&m, "whatsapp_webhook_events", "FAILED"), 1.0);
+        assert_eq!(webhook(&m, "whatsapp_webhook_events", "FAILED"), Some(1.0));
     }
     exp.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
@@ -89,19 +78,22 @@ async fn a_version_1_state_file_loads_and_its_events_adopt_their_state() {
     let m = exp.scrape().await;
     assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
     assert_eq!(
-        m.get(UPDATES, &[("webhook_update_state", "RETRYING")]),
+        m.get(WEBHOOK, &[("webhook_update_state", "RETRYING")]),
         None
     );
     assert_eq!(m.get(STATUS, &[("phone_number_id", PHONE)]), None);
-    assert_eq!(in_state(&m, "whatsapp_webhook_events", "RETRYING"), 1.0);
+    assert_eq!(
+        webhook(&m, "whatsapp_webhook_events", "RETRYING"),
+        Some(1.0)
+    );
     assert!(sim.update_events(PHONE, &msg, |e| {
         e.webhook_update_state = Some("FAILED".into());
     }));
     let m = exp.scrape().await;
-    assert_eq!(in_state(&m, UPDATES, "FAILED"), 1.0);
+    assert_eq!(webhook(&m, WEBHOOK, "FAILED"), Some(1.0));
     // RETRYING (a default failure state) has its series now, made at 0 with
     // the application's failure series: the adopted state was not counted.
-    assert_eq!(in_state(&m, UPDATES, "RETRYING"), 0.0);
+    assert_eq!(webhook(&m, WEBHOOK, "RETRYING"), Some(0.0));
     exp.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -33,6 +33,25 @@ pub async fn simulator() -> (Simulator, String) {
     (sim, url)
 }
 
+/// The event counters' names, as the tests read them.
+pub const STATUS: &str = "whatsapp_message_status_events_total";
+/// `whatsapp_webhook_updates_total`.
+pub const WEBHOOK: &str = "whatsapp_webhook_updates_total";
+/// `whatsapp_webhook_update_failures_total`.
+pub const FAILURES: &str = "whatsapp_webhook_update_failures_total";
+/// `whatsapp_message_delivery_errors_total`.
+pub const ERRORS: &str = "whatsapp_message_delivery_errors_total";
+/// `whatsapp_activity_events_total`.
+pub const ACTIVITY: &str = "whatsapp_activity_events_total";
+
+/// A series of `name` (a webhook family) of PHONE in webhook state `state`.
+pub fn webhook(m: &Metrics, name: &str, state: &str) -> Option<f64> {
+    m.get(
+        name,
+        &[("phone_number_id", PHONE), ("webhook_update_state", state)],
+    )
+}
+
 /// Config YAML for the simulator; `collect` lines are appended under `collect:`.
 pub fn config_yaml(base_url: &str, collect: &str, extra: &str) -> String {
     format!(
