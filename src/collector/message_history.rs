@@ -140,7 +140,7 @@ pub fn scan_page<'p>(
             all_old = false;
             let key = identity(ev, msg_key);
             let state_now = present(ev.webhook_update_state.as_deref());
-            let app = mem.apps.index(label_str(app_id(ev)));
+            let app_now = present(app_id(ev));
             let error_now = ev
                 .error_description
                 .as_deref()
@@ -148,6 +148,7 @@ pub fn scan_page<'p>(
                 .filter(|e| !e.is_empty());
             let print = error_now.as_deref().map(error_print);
             let Some(old) = mem.seen.get(key) else {
+                let app = mem.apps.index(label_str(app_now));
                 let state = mem.states.index(label_str(state_now));
                 let mark = Mark {
                     time: ts,
@@ -170,9 +171,14 @@ pub fn scan_page<'p>(
                 continue;
             };
             // An entry without a recorded state (a version 1 state file)
-            // adopts what it shows now; a state or error that disappears
-            // keeps the last one known.
+            // adopts what it shows now; a state, application or error that
+            // disappears keeps the last one known.
             let recorded = old.state != 0;
+            let app = match app_now {
+                Some(a) => mem.apps.index(label_str(Some(a))),
+                None if old.app != 0 => old.app,
+                None => mem.apps.index(label_str(None)),
+            };
             let state = match state_now {
                 Some(s) => mem.states.index(label_str(Some(s))),
                 None if recorded => old.state,
@@ -550,6 +556,7 @@ mod tests {
         assert_eq!((s.changed, s.seen), (0, 1));
         let mut gone = at("FAILED");
         gone.data[0].events.as_mut().unwrap().data[0].webhook_update_state = None;
+        gone.data[0].events.as_mut().unwrap().data[0].application = None;
         let s = scan(&gone, &mut st, 0);
         assert_eq!((s.changed, s.seen), (0, 1));
         let mark = st.seen.entries().next().unwrap().1;
