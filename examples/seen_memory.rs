@@ -56,6 +56,7 @@ fn main() {
             Mark {
                 time: 1_795_000_000 + i as i64,
                 state: 1,
+                undelivered: i % 3 == 0,
                 app: 1,
                 error: 0,
             },

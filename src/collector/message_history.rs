@@ -69,8 +69,6 @@ pub struct Memory<'a> {
     pub states: &'a mut Interned,
     /// The target's applications.
     pub apps: &'a mut Interned,
-    /// Messages not yet delivered.
-    pub undelivered: &'a mut crate::collector::seen::Undelivered,
 }
 
 impl<'a> Memory<'a> {
@@ -80,7 +78,6 @@ impl<'a> Memory<'a> {
             seen: &mut st.seen,
             states: &mut st.states,
             apps: &mut st.apps,
-            undelivered: &mut st.undelivered,
         }
     }
 }
@@ -114,20 +111,20 @@ pub fn scan_page<'p>(
             .or(msg.message_id.as_deref())
             .unwrap_or("");
         let events = msg.events.iter().flat_map(|e| &e.data);
-        let mut sent: Option<i64> = None;
+        // The message's earliest SENT event carries whether it is still on its way.
+        let mut sent: Option<(i64, usize)> = None;
         let mut ended = false;
-        for ev in events.clone() {
+        for (n, ev) in events.clone().enumerate() {
             match (ev.delivery_status.as_deref(), ev.timestamp) {
-                (Some("SENT"), Some(t)) => sent = Some(sent.map_or(t, |s| s.min(t))),
+                (Some("SENT"), Some(t)) if sent.is_none_or(|(s, _)| t < s) => sent = Some((t, n)),
                 (Some(status), _) if ENDED.contains(&status) => ended = true,
                 _ => {}
             }
         }
-        if !msg_key.is_empty() {
-            mem.undelivered
-                .saw(fnv::hash(&["message", msg_key]), sent, ended, edge);
-        }
-        for ev in events {
+        let first_sent = sent.map(|(_, n)| n);
+        let sent = sent.map(|(t, _)| t);
+        for (n, ev) in events.enumerate() {
+            let undelivered = first_sent == Some(n) && !ended;
             let Some(ts) = ev.timestamp else {
                 scan.invalid.push("no_timestamp");
                 continue;
@@ -153,6 +150,7 @@ pub fn scan_page<'p>(
                 let mark = Mark {
                     time: ts,
                     state,
+                    undelivered,
                     app,
                     error: print.unwrap_or(0),
                 };
@@ -187,6 +185,7 @@ pub fn scan_page<'p>(
             let mark = Mark {
                 time: ts,
                 state,
+                undelivered,
                 app,
                 error: print.unwrap_or(old.error),
             };
@@ -391,10 +390,16 @@ impl Collect for MessageHistoryCollector {
 
     fn settle(&self, phone: &str, st: &mut TargetState, walk: &Walk, now: i64) {
         let m = &self.events;
+        let after = i64::try_from(self.undelivered_after.as_secs()).unwrap_or(i64::MAX);
+        let stuck_before = now.saturating_sub(after);
         let mut by_state: HashMap<(u8, u8), i64> = HashMap::new();
-        for (_, mark) in st.seen.entries() {
-            if mark.state != 0 && mark.time >= walk.edge {
+        let mut stuck = 0;
+        for (_, mark) in st.seen.entries().filter(|(_, m)| m.time >= walk.edge) {
+            if mark.state != 0 {
                 *by_state.entry((mark.app, mark.state)).or_default() += 1;
+            }
+            if mark.undelivered && mark.time < stuck_before {
+                stuck += 1;
             }
         }
         let pairs: Vec<(u8, u8)> = st
@@ -414,8 +419,6 @@ impl Collect for MessageHistoryCollector {
                 .set(by_state.get(&pair).copied().unwrap_or(0));
             st.webhook_series.insert(pair);
         }
-        let after = i64::try_from(self.undelivered_after.as_secs()).unwrap_or(i64::MAX);
-        let stuck = st.undelivered.settle(walk.edge, now.saturating_sub(after));
         m.undelivered
             .get_or_create(&PhoneLabels {
                 phone_number_id: phone.to_string(),

@@ -6,7 +6,7 @@
 //! file) with a [`Mark`]: its event time (so it can be pruned once it falls
 //! behind the lookback edge) and, for message_history, the webhook state,
 //! application and error it was last seen with (so a change after first
-//! sight can be counted).
+//! sight can be counted), and whether its message was still on its way.
 //!
 //! The table is an open-addressing hash table with linear probing over
 //! 16-byte slots (key, packed mark), sized to any slot count rather than a
@@ -29,8 +29,14 @@ const ZERO_KEY: u64 = 1;
 pub struct Mark {
     /// Event time, unix seconds (kept as 32 bits: clamped to 0..=u32::MAX).
     pub time: i64,
-    /// Webhook state, as an index into the target's interned states (0: none recorded).
+    /// Webhook state, as an index into the target's interned states (0: none
+    /// recorded; 7 bits, up to [`Interned::OTHER`]).
     pub state: u8,
+    /// This is its message's earliest SENT event, and the message had no
+    /// DELIVERED, READ, FAILED or DELETED event when last read: the message
+    /// is on its way (so no memory per message is needed for
+    /// `whatsapp_messages_undelivered`).
+    pub undelivered: bool,
     /// Application, as an index into the target's interned applications (0: none recorded).
     pub app: u8,
     /// Fingerprint of the normalised error description (0: none).
@@ -48,13 +54,16 @@ impl Mark {
 
     fn pack(self) -> u64 {
         let t = self.time.clamp(0, i64::from(u32::MAX)) as u64;
-        t | u64::from(self.state) << 32 | u64::from(self.app) << 40 | u64::from(self.error) << 48
+        let state = self.state.min(Interned::OTHER) | u8::from(self.undelivered) << 7;
+        t | u64::from(state) << 32 | u64::from(self.app) << 40 | u64::from(self.error) << 48
     }
 
     fn unpack(v: u64) -> Mark {
+        let state = (v >> 32) as u8;
         Mark {
             time: (v & 0xffff_ffff) as i64,
-            state: (v >> 32) as u8,
+            state: state & 0x7f,
+            undelivered: state & 0x80 != 0,
             app: (v >> 40) as u8,
             error: (v >> 48) as u16,
         }
@@ -245,8 +254,9 @@ impl SeenEvents {
 }
 
 /// Label values of one target (webhook states, applications) interned to a
-/// byte, so a [`Mark`] can hold them: index + 1, 0 being "none recorded".
-/// At most [`Interned::MAX`] values; later ones share [`Interned::OTHER`].
+/// small index, so a [`Mark`] can hold them: index + 1, 0 being "none
+/// recorded". At most [`Interned::MAX`] values; later ones share
+/// [`Interned::OTHER`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Interned {
     values: Vec<String>,
@@ -254,9 +264,9 @@ pub struct Interned {
 
 impl Interned {
     /// Distinct values kept.
-    pub const MAX: usize = 254;
+    pub const MAX: usize = 126;
     /// The index of every value past [`Interned::MAX`], shown as `other`.
-    pub const OTHER: u8 = 255;
+    pub const OTHER: u8 = 127;
 
     /// The index of `v`, interning it if new.
     pub fn index(&mut self, v: &str) -> u8 {
@@ -295,57 +305,6 @@ impl Interned {
     }
 }
 
-/// Messages with a SENT event and none of DELIVERED, READ, FAILED or
-/// DELETED, as last read: message key -> time of its earliest SENT event.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Undelivered {
-    map: std::collections::HashMap<u64, i64>,
-}
-
-impl Undelivered {
-    /// Records what a read of message `key` showed: the time of its
-    /// earliest SENT event (if any), and whether it reached an end state.
-    /// `edge`: messages sent before it are out of the window.
-    pub fn saw(&mut self, key: u64, sent: Option<i64>, ended: bool, edge: i64) {
-        match sent {
-            Some(t) if !ended && t >= edge => {
-                self.map.insert(key, t);
-            }
-            _ => {
-                self.map.remove(&key);
-            }
-        }
-    }
-
-    /// Forgets messages sent before `edge`; returns how many are older than `stuck_before`.
-    pub fn settle(&mut self, edge: i64, stuck_before: i64) -> usize {
-        self.map.retain(|_, t| *t >= edge);
-        self.map.values().filter(|t| **t < stuck_before).count()
-    }
-
-    /// Entries, for the state file.
-    pub fn entries(&self) -> impl Iterator<Item = (u64, i64)> + '_ {
-        self.map.iter().map(|(k, t)| (*k, *t))
-    }
-
-    /// Rebuilt from the state file.
-    pub fn from_entries(entries: impl IntoIterator<Item = (u64, i64)>) -> Self {
-        Undelivered {
-            map: entries.into_iter().collect(),
-        }
-    }
-
-    /// Number of messages tracked.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// True if none is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,26 +338,18 @@ mod tests {
     }
 
     #[test]
-    fn undelivered_tracks_messages_until_they_end() {
-        let mut u = Undelivered::default();
-        u.saw(1, Some(100), false, 0);
-        u.saw(2, Some(500), false, 0);
-        u.saw(3, None, false, 0);
-        assert_eq!(u.len(), 2);
-        assert_eq!(u.settle(0, 200), 1);
-        u.saw(1, Some(100), true, 0);
-        assert_eq!(u.settle(0, 1000), 1);
-        assert_eq!(u.settle(600, 1000), 0);
-        assert!(u.is_empty());
-    }
-
-    #[test]
     fn marks_round_trip_and_clamp() {
         let m = Mark {
             time: 1_795_000_000,
-            state: 255,
-            app: 7,
+            state: Interned::OTHER,
+            undelivered: true,
+            app: 255,
             error: 65_535,
+        };
+        assert_eq!(Mark::unpack(m.pack()), m);
+        let m = Mark {
+            undelivered: false,
+            ..m
         };
         assert_eq!(Mark::unpack(m.pack()), m);
         assert_eq!(Mark::unpack(Mark::at(-5).pack()).time, 0);
@@ -429,6 +380,7 @@ mod tests {
                 let mark = Mark {
                     time: (next() % 1_000) as i64,
                     state: (step % 5) as u8,
+                    undelivered: step % 2 == 0,
                     app: 1,
                     error: (next() % 3) as u16,
                 };

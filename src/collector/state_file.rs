@@ -6,8 +6,9 @@
 //! lookback like the in-memory state, which bounds the file's size.
 //!
 //! Version 2 keeps, per event, the webhook state, application and error
-//! fingerprint it was last seen with (`[key, time, state, app, error]`, the
-//! indices into the target's `webhook_states` and `applications`). A
+//! fingerprint it was last seen with, and whether it is the SENT event of a
+//! message still on its way (`[key, time, state, app, error, undelivered]`,
+//! the indices into the target's `webhook_states` and `applications`). A
 //! version 1 file (`[key, time]` only) still loads: its events adopt the
 //! state they are next seen with, without counting a change.
 
@@ -40,7 +41,7 @@ pub struct TargetRecord {
     /// Newest event time seen.
     #[serde(default)]
     pub last_event_timestamp: Option<i64>,
-    /// `[key, event time, state, app, error]` per event (`[key, event time]` in version 1).
+    /// `[key, event time, state, app, error, undelivered]` per event (`[key, event time]` in version 1).
     #[serde(default)]
     pub seen: Vec<SeenRecord>,
     /// The last activities walk failed partway (see `TargetState::partial`).
@@ -52,9 +53,6 @@ pub struct TargetRecord {
     /// Applications, in the order the marks' `app` indices refer to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applications: Vec<String>,
-    /// `[message key, earliest SENT time]` of the messages not yet delivered.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub undelivered: Vec<(u64, i64)>,
 }
 
 /// One remembered event: its key and how it was last seen.
@@ -69,10 +67,11 @@ pub struct SeenRecord {
 impl Serialize for SeenRecord {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let m = self.mark;
-        if (m.state, m.app, m.error) == (0, 0, 0) {
+        if (m.state, m.app, m.error, m.undelivered) == (0, 0, 0, false) {
             (self.key, m.time).serialize(s)
         } else {
-            (self.key, m.time, m.state, m.app, m.error).serialize(s)
+            let undelivered = u8::from(m.undelivered);
+            (self.key, m.time, m.state, m.app, m.error, undelivered).serialize(s)
         }
     }
 }
@@ -83,7 +82,7 @@ impl<'de> Deserialize<'de> for SeenRecord {
         impl<'de> Visitor<'de> for V {
             type Value = SeenRecord;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("[key, time] or [key, time, state, app, error]")
+                f.write_str("[key, time] or [key, time, state, app, error, undelivered]")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<SeenRecord, A::Error> {
                 let missing = |n| serde::de::Error::invalid_length(n, &self);
@@ -92,14 +91,16 @@ impl<'de> Deserialize<'de> for SeenRecord {
                 let state = a.next_element()?.unwrap_or(0);
                 let app = a.next_element()?.unwrap_or(0);
                 let error = a.next_element()?.unwrap_or(0);
+                let undelivered: u8 = a.next_element()?.unwrap_or(0);
                 if a.next_element::<serde::de::IgnoredAny>()?.is_some() {
-                    return Err(serde::de::Error::invalid_length(6, &self));
+                    return Err(serde::de::Error::invalid_length(7, &self));
                 }
                 Ok(SeenRecord {
                     key,
                     mark: Mark {
                         time,
                         state,
+                        undelivered: undelivered != 0,
                         app,
                         error,
                     },
@@ -211,6 +212,7 @@ mod tests {
                         mark: Mark {
                             time: 6,
                             state: 2,
+                            undelivered: true,
                             app: 1,
                             error: 999,
                         },
@@ -219,7 +221,6 @@ mod tests {
                 partial: true,
                 webhook_states: vec!["PENDING".into(), "FAILED".into()],
                 applications: vec!["42".into()],
-                undelivered: vec![(3, 4)],
             },
         );
         save(&path, &s).unwrap();

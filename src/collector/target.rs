@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use tokio::sync::Mutex;
 
-use crate::collector::seen::{Interned, SeenEvents, Undelivered};
+use crate::collector::seen::{Interned, SeenEvents};
 use crate::collector::state_file::{SeenRecord, TargetRecord};
 use crate::config::TargetSpec;
 use crate::error::GraphError;
@@ -90,8 +90,6 @@ pub struct TargetState {
     pub states: Interned,
     /// Applications of this target's events, as [`SeenEvents`] marks hold them.
     pub apps: Interned,
-    /// Messages sent and not yet delivered, read, failed or deleted.
-    pub undelivered: Undelivered,
     /// `(application, state)` pairs with a `whatsapp_webhook_events` series.
     pub webhook_series: HashSet<(u8, u8)>,
     /// The first successful collection has been made (or restored from the state file).
@@ -124,7 +122,6 @@ impl TargetState {
             seen,
             states: Interned::from_values(rec.webhook_states),
             apps: Interned::from_values(rec.applications),
-            undelivered: Undelivered::from_entries(rec.undelivered),
             last_event: rec.last_event_timestamp,
             partial: rec.partial,
             baseline_done: true,
@@ -144,7 +141,6 @@ impl TargetState {
             partial: self.partial,
             webhook_states: self.states.values().to_vec(),
             applications: self.apps.values().to_vec(),
-            undelivered: self.undelivered.entries().collect(),
         }
     }
 
