@@ -144,17 +144,30 @@ pub fn scan_page<'p>(
                 .map(normalise_error)
                 .filter(|e| !e.is_empty());
             let print = error_now.as_deref().map(error_print);
-            let Some(old) = mem.seen.get(key) else {
-                let app = mem.apps.index(label_str(app_now));
-                let state = mem.states.index(label_str(state_now));
-                let mark = Mark {
+            // An entry without a recorded state (a version 1 state file)
+            // adopts what it shows now; a state, application or error that
+            // disappears keeps the last one known.
+            let (states, apps) = (&mut *mem.states, &mut *mem.apps);
+            let (old, mark) = mem.seen.update(key, |old| {
+                let old = old.unwrap_or_default();
+                let app = match app_now {
+                    None if old.app != 0 => old.app,
+                    a => apps.index(label_str(a)),
+                };
+                let state = match state_now {
+                    None if old.state != 0 => old.state,
+                    s => states.index(label_str(s)),
+                };
+                Mark {
                     time: ts,
                     state,
                     undelivered,
                     app,
-                    error: print.unwrap_or(0),
-                };
-                mem.seen.insert(key, mark);
+                    error: print.unwrap_or(old.error),
+                }
+            });
+            let (app, state) = (mark.app, mark.state);
+            let Some(old) = old else {
                 let latency = match (ev.delivery_status.as_deref(), sent) {
                     (Some("SENT"), _) | (_, None) => None,
                     (_, Some(s)) => Some((ts - s).max(0)),
@@ -168,30 +181,7 @@ pub fn scan_page<'p>(
                 });
                 continue;
             };
-            // An entry without a recorded state (a version 1 state file)
-            // adopts what it shows now; a state, application or error that
-            // disappears keeps the last one known.
             let recorded = old.state != 0;
-            let app = match app_now {
-                Some(a) => mem.apps.index(label_str(Some(a))),
-                None if old.app != 0 => old.app,
-                None => mem.apps.index(label_str(None)),
-            };
-            let state = match state_now {
-                Some(s) => mem.states.index(label_str(Some(s))),
-                None if recorded => old.state,
-                None => mem.states.index(label_str(None)),
-            };
-            let mark = Mark {
-                time: ts,
-                state,
-                undelivered,
-                app,
-                error: print.unwrap_or(old.error),
-            };
-            if mark != old {
-                mem.seen.insert(key, mark);
-            }
             let state_changed = recorded && state != old.state;
             let new_error = match (recorded, print) {
                 (true, Some(p)) if p != old.error => error_now,

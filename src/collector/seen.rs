@@ -153,6 +153,34 @@ impl SeenEvents {
         }
     }
 
+    /// Sets the mark of `key` to what `mark` makes of its old one (`None`
+    /// if it was not known), in one probe; returns the old mark and the new
+    /// (as stored: its time clamped).
+    pub fn update(
+        &mut self,
+        key: u64,
+        mark: impl FnOnce(Option<Mark>) -> Mark,
+    ) -> (Option<Mark>, Mark) {
+        let key = stored(key);
+        if (self.len + 1) * 5 > self.slots.len() * 4 {
+            self.rebuild(slots_for(self.len + 1));
+        }
+        match self.find(key) {
+            Ok(i) => {
+                let old = Mark::unpack(self.slots[i].1);
+                let new = mark(Some(old)).pack();
+                self.slots[i].1 = new;
+                (Some(old), Mark::unpack(new))
+            }
+            Err(i) => {
+                let new = mark(None).pack();
+                self.slots[i] = (key, new);
+                self.len += 1;
+                (None, Mark::unpack(new))
+            }
+        }
+    }
+
     /// How `key` was last seen, if it is known.
     pub fn get(&self, key: u64) -> Option<Mark> {
         if self.len == 0 {
@@ -382,9 +410,20 @@ mod tests {
                     state: (step % 5) as u8,
                     undelivered: step % 2 == 0,
                     app: 1,
-                    error: (next() % 3) as u16,
+                    error: (next() % 3) as u16 * 100,
                 };
-                assert_eq!(s.insert(key, mark), m.insert(stored(key), mark));
+                if step % 3 == 0 {
+                    let (old, new) = s.update(key, |old| Mark {
+                        error: old.map_or(9, |o| o.error + 1),
+                        ..mark
+                    });
+                    let want = m.get(&stored(key)).copied();
+                    assert_eq!(old, want);
+                    assert_eq!(new.error, want.map_or(9, |o| o.error + 1));
+                    m.insert(stored(key), new);
+                } else {
+                    assert_eq!(s.insert(key, mark), m.insert(stored(key), mark));
+                }
                 if step % 97 == 0 {
                     let edge = (next() % 600) as i64;
                     let before = m.len();

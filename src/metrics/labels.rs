@@ -13,6 +13,10 @@ pub const MAX_LABEL_CHARS: usize = 100;
 
 /// `s` cut to at most `max` characters, on a character boundary.
 pub fn truncate_chars(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        // No more bytes than `max`, so no more characters.
+        return s;
+    }
     match s.char_indices().nth(max) {
         Some((cut, _)) => &s[..cut],
         None => s,
