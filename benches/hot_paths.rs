@@ -12,7 +12,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use serde_json::json;
 
 use whatsapp_exporter::collector::TargetState;
-use whatsapp_exporter::collector::message_history::{Memory, scan_page};
+use whatsapp_exporter::collector::message_history::scan_page;
 use whatsapp_exporter::graph::client::decode_response;
 use whatsapp_exporter::graph::model::{MessageHistory, Page};
 use whatsapp_exporter::metrics::encode::Format;
@@ -83,7 +83,7 @@ fn decode_and_count(c: &mut Criterion) {
             |mut st| {
                 let page =
                     decode_response::<MessageHistory>(200, black_box(&bytes), &token).unwrap();
-                let scan = scan_page(&page, &mut Memory::of(&mut st), NOW - 86_400);
+                let scan = scan_page(&page, &mut st, NOW - 86_400);
                 assert_eq!(scan.new, events);
                 black_box(scan.new)
             },
@@ -92,11 +92,11 @@ fn decode_and_count(c: &mut Criterion) {
     });
     let mut warm = TargetState::default();
     let page = decode_response::<MessageHistory>(200, &bytes, &token).unwrap();
-    scan_page(&page, &mut Memory::of(&mut warm), NOW - 86_400);
+    scan_page(&page, &mut warm, NOW - 86_400);
     g.bench_function("decode_and_count_all_seen", |b| {
         b.iter(|| {
             let page = decode_response::<MessageHistory>(200, black_box(&bytes), &token).unwrap();
-            let scan = scan_page(&page, &mut Memory::of(&mut warm), NOW - 86_400);
+            let scan = scan_page(&page, &mut warm, NOW - 86_400);
             assert_eq!(scan.seen, events);
             black_box(scan.seen)
         })

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::collector::driver::Collect;
-use crate::collector::seen::{Interned, Mark, SeenEvents};
+use crate::collector::seen::Mark;
 use crate::collector::target::{Scan, TargetState, Walk};
 use crate::fnv;
 use crate::graph::Edge;
@@ -38,6 +38,9 @@ pub struct Sighting<'p> {
     pub app: u8,
     /// Its webhook state now, as interned in the target's state.
     pub state: u8,
+    /// Its normalised error description to count: a new event's, or one a
+    /// known event did not have when last seen.
+    pub error: Option<String>,
     /// New, or how it changed.
     pub what: What,
 }
@@ -56,30 +59,7 @@ pub enum What {
     Changed {
         /// The webhook state changed.
         state: bool,
-        /// The new normalised error description.
-        error: Option<String>,
     },
-}
-
-/// The parts of a target's state a scan reads and writes.
-pub struct Memory<'a> {
-    /// Events seen, with how each was last seen.
-    pub seen: &'a mut SeenEvents,
-    /// The target's webhook states.
-    pub states: &'a mut Interned,
-    /// The target's applications.
-    pub apps: &'a mut Interned,
-}
-
-impl<'a> Memory<'a> {
-    /// The memory of target state `st`.
-    pub fn of(st: &'a mut TargetState) -> Self {
-        Memory {
-            seen: &mut st.seen,
-            states: &mut st.states,
-            apps: &mut st.apps,
-        }
-    }
 }
 
 /// A non-empty, trimmed value.
@@ -98,9 +78,12 @@ fn error_print(desc: &str) -> u16 {
 /// `stop` is set when the page has events and all are older than `edge`.
 pub fn scan_page<'p>(
     page: &'p Page<MessageHistory>,
-    mem: &mut Memory<'_>,
+    st: &mut TargetState,
     edge: i64,
 ) -> Scan<Sighting<'p>> {
+    let TargetState {
+        seen, states, apps, ..
+    } = st;
     let mut scan = Scan::default();
     let mut any = false;
     let mut all_old = true;
@@ -147,8 +130,7 @@ pub fn scan_page<'p>(
             // An entry without a recorded state (a version 1 state file)
             // adopts what it shows now; a state, application or error that
             // disappears keeps the last one known.
-            let (states, apps) = (&mut *mem.states, &mut *mem.apps);
-            let (old, mark) = mem.seen.update(key, |old| {
+            let (old, mark) = seen.update(key, |old| {
                 let old = old.unwrap_or_default();
                 let app = match app_now {
                     None if old.app != 0 => old.app,
@@ -177,6 +159,7 @@ pub fn scan_page<'p>(
                     event: ev,
                     app,
                     state,
+                    error: error_now,
                     what: What::New { latency },
                 });
                 continue;
@@ -193,9 +176,9 @@ pub fn scan_page<'p>(
                     event: ev,
                     app,
                     state,
+                    error: new_error,
                     what: What::Changed {
                         state: state_changed,
-                        error: new_error,
                     },
                 });
             } else {
@@ -319,7 +302,7 @@ impl Collect for MessageHistoryCollector {
         st: &mut TargetState,
         walk: &mut Walk,
     ) -> Scan<Sighting<'p>> {
-        scan_page(page, &mut Memory::of(st), walk.edge)
+        scan_page(page, st, walk.edge)
     }
 
     fn count(&self, phone: &str, found: &[Sighting<'_>], st: &mut TargetState, counting: bool) {
@@ -345,7 +328,7 @@ impl Collect for MessageHistoryCollector {
                 }
                 st.applications.insert(application_id.clone());
             }
-            match &s.what {
+            match s.what {
                 What::New { latency } => {
                     let status = StatusLabels {
                         phone_number_id: phone.to_string(),
@@ -353,27 +336,18 @@ impl Collect for MessageHistoryCollector {
                     };
                     m.status_events.get_or_create(&status).inc_by(n);
                     if let (Some(secs), true) = (latency, counting) {
-                        m.status_latency
-                            .get_or_create(&status)
-                            .observe(*secs as f64);
+                        m.status_latency.get_or_create(&status).observe(secs as f64);
                     }
                     self.webhook_update(phone, &application_id, &state, n);
-                    let desc = ev.error_description.as_deref().map(normalise_error);
-                    if let Some(e) = desc.filter(|e| !e.is_empty()) {
-                        self.delivery_error(phone, st, e, n);
-                    }
                 }
-                What::Changed {
-                    state: changed,
-                    error,
-                } => {
-                    if *changed {
+                What::Changed { state: changed } => {
+                    if changed {
                         self.webhook_update(phone, &application_id, &state, n);
                     }
-                    if let Some(e) = error {
-                        self.delivery_error(phone, st, e.clone(), n);
-                    }
                 }
+            }
+            if let Some(e) = &s.error {
+                self.delivery_error(phone, st, e.clone(), n);
             }
         }
     }
@@ -459,7 +433,7 @@ mod tests {
         st: &mut TargetState,
         edge: i64,
     ) -> Scan<Sighting<'p>> {
-        scan_page(p, &mut Memory::of(st), edge)
+        scan_page(p, st, edge)
     }
 
     #[test]
@@ -527,23 +501,16 @@ mod tests {
         let s = scan(&p, &mut st, 0);
         assert_eq!(s.changed, 1);
         assert_eq!(st.states.value(s.found[0].state), "RETRYING");
-        assert_eq!(
-            s.found[0].what,
-            What::Changed {
-                state: true,
-                error: None
-            }
-        );
+        assert_eq!(s.found[0].what, What::Changed { state: true });
+        assert_eq!(s.found[0].error, None);
         let mut failed = at("FAILED");
         failed.data[0].events.as_mut().unwrap().data[0].error_description =
             Some(" Webhook endpoint  returned HTTP 500".into());
         let s = scan(&failed, &mut st, 0);
+        assert_eq!(s.found[0].what, What::Changed { state: true });
         assert_eq!(
-            s.found[0].what,
-            What::Changed {
-                state: true,
-                error: Some("Webhook endpoint returned HTTP 500".into())
-            }
+            s.found[0].error.as_deref(),
+            Some("Webhook endpoint returned HTTP 500")
         );
         let s = scan(&failed, &mut st, 0);
         assert_eq!((s.changed, s.seen), (0, 1));
