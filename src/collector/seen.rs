@@ -136,21 +136,7 @@ impl SeenEvents {
 
     /// Remembers `key` with `mark`; returns the mark it had, if it was known.
     pub fn insert(&mut self, key: u64, mark: Mark) -> Option<Mark> {
-        let key = stored(key);
-        if (self.len + 1) * 5 > self.slots.len() * 4 {
-            self.rebuild(slots_for(self.len + 1));
-        }
-        match self.find(key) {
-            Ok(i) => Some(Mark::unpack(std::mem::replace(
-                &mut self.slots[i].1,
-                mark.pack(),
-            ))),
-            Err(i) => {
-                self.slots[i] = (key, mark.pack());
-                self.len += 1;
-                None
-            }
-        }
+        self.update(key, |_| mark).0
     }
 
     /// Sets the mark of `key` to what `mark` makes of its old one (`None`
