@@ -1,10 +1,20 @@
 //! Restarts with and without `state_file`.
 
 use crate::support::*;
+use std::path::PathBuf;
+
 use serde_json::Value;
 use whatsapp_exporter::sim::{SimActivity, SimEvent};
 
 const HTTP_500: &str = "Webhook endpoint returned HTTP 500";
+
+/// A fresh directory `name`, the state file in it, and the config using it.
+fn with_state_file(url: &str, name: &str) -> (PathBuf, PathBuf, String) {
+    let dir = temp_dir(name);
+    let state = dir.join("state.json");
+    let yaml = config_yaml(url, "", &format!("state_file: {}\n", state.display()));
+    (dir, state, yaml)
+}
 
 /// An event seen PENDING, then FAILED with its error while the exporter
 /// is down, counts once after a restart with the state file: one update to
@@ -13,9 +23,7 @@ const HTTP_500: &str = "Webhook endpoint returned HTTP 500";
 #[tokio::test]
 async fn a_state_change_while_down_counts_once_after_a_restart() {
     let (sim, url) = simulator().await;
-    let dir = temp_dir("state-change");
-    let state = dir.join("state.json");
-    let yaml = config_yaml(&url, "", &format!("state_file: {}\n", state.display()));
+    let (dir, _state, yaml) = with_state_file(&url, "state-change");
     let exp = Exporter::start(&yaml).await;
     exp.scrape().await;
     let msg = sim.add_message(PHONE, vec![SimEvent::new("SENT", now()).webhook("PENDING")]);
@@ -51,9 +59,7 @@ async fn a_state_change_while_down_counts_once_after_a_restart() {
 #[tokio::test]
 async fn a_version_1_state_file_loads_and_its_events_adopt_their_state() {
     let (sim, url) = simulator().await;
-    let dir = temp_dir("state-v1");
-    let state = dir.join("state.json");
-    let yaml = config_yaml(&url, "", &format!("state_file: {}\n", state.display()));
+    let (dir, state, yaml) = with_state_file(&url, "state-v1");
     let msg = sim.add_message(PHONE, vec![SimEvent::new("SENT", now()).webhook("PENDING")]);
     let exp = Exporter::start(&yaml).await;
     exp.scrape().await;
@@ -120,9 +126,7 @@ async fn restart_without_state_file_takes_a_new_baseline() {
 #[tokio::test]
 async fn restart_with_state_file_counts_downtime_events_once() {
     let (sim, url) = simulator().await;
-    let dir = temp_dir("state");
-    let state = dir.join("state.json");
-    let yaml = config_yaml(&url, "", &format!("state_file: {}\n", state.display()));
+    let (dir, state, yaml) = with_state_file(&url, "state");
     sim.add_message(PHONE, vec![SimEvent::new("SENT", now() - 100)]);
     let exp = Exporter::start(&yaml).await;
     exp.scrape().await;
@@ -186,16 +190,10 @@ async fn restart_with_state_file_counts_downtime_events_once() {
 #[tokio::test]
 async fn corrupt_state_file_is_set_aside_not_lost() {
     let (sim, url) = simulator().await;
-    let dir = temp_dir("corrupt");
-    let state = dir.join("state.json");
+    let (dir, state, yaml) = with_state_file(&url, "corrupt");
     std::fs::write(&state, b"{ not json").unwrap();
     sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
-    let exp = Exporter::start(&config_yaml(
-        &url,
-        "",
-        &format!("state_file: {}\n", state.display()),
-    ))
-    .await;
+    let exp = Exporter::start(&yaml).await;
     let m = exp.scrape().await;
     assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
     assert_eq!(m.sum(STATUS, &[]), 0.0, "a new baseline, not a recount");
