@@ -18,9 +18,10 @@ fuzz_target!(|input: &[u8]| {
     match decode_response::<MessageHistory>(status, body, &token) {
         Ok(page) => {
             let mut st = TargetState::default();
-            let _ = message_history::scan_page(&page, &mut st, 0);
+            let walk = st.begin(0);
+            let _ = message_history::scan_page(&page, &mut st, &walk);
             // Seen again: every event known, in the state it was left in.
-            let again = message_history::scan_page(&page, &mut st, 0);
+            let again = message_history::scan_page(&page, &mut st, &walk);
             assert_eq!(again.new, 0);
         }
         Err(e) => assert!(!e.to_string().contains("FUZZ-TOKEN-123")),

@@ -1,7 +1,7 @@
 //! The collection of one target: unless within `collect.min_interval` of its
 //! last attempt or held back by the API budget, walk its pages with its
-//! collector and record how it went (`up`, duration, pages, truncation), in
-//! a `collection` span.
+//! collector and record how it went (`up`, duration, pages, truncation,
+//! sweeps), in a `collection` span.
 
 use opentelemetry::trace::Status;
 use tracing::field::Empty;
@@ -10,12 +10,13 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use std::time::Instant;
 
-use crate::collector::driver::{Collect, drive};
+use crate::collector::driver::{Collect, run};
 use crate::collector::generation::{Generation, Member};
+use crate::collector::sweep::{Reach, Walked};
 use crate::collector::target::{TargetState, Walk};
 use crate::config::CollectorKind;
 use crate::error::GraphError;
-use crate::graph::{EdgeRequest, End, Pager};
+use crate::graph::{EdgeRequest, Pager};
 use crate::metrics::{Metrics, unix_now};
 
 /// Collects `member` of generation `g`. Returns whether its state changed.
@@ -37,6 +38,7 @@ pub async fn collect(
         events_seen = Empty,
         events_changed = Empty,
         truncated = Empty,
+        sweep = Empty,
         error_code = Empty,
     );
     collect_in_span(g, member, metrics, deadline, span.clone())
@@ -77,15 +79,39 @@ async fn collect_in_span(
     st.last_attempt = Some(started);
     span.record("baseline", !st.baseline_done);
     let mut walk = st.begin(g.settings.edge());
+    let reach = Reach {
+        max_pages: g.settings.max_pages,
+        sweep_pages: g.settings.sweep_pages,
+        head_age: g.settings.head_age.as_secs() as i64,
+        now: unix_now(),
+    };
     let (pages, result) = match spec.collector {
         CollectorKind::Activities => {
-            walk_edge(&g.activities, g, member, &mut st, &mut walk, deadline).await
+            walk_edge(
+                &g.activities,
+                g,
+                member,
+                &mut st,
+                &mut walk,
+                &reach,
+                deadline,
+            )
+            .await
         }
         CollectorKind::MessageHistory => {
-            walk_edge(&g.message_history, g, member, &mut st, &mut walk, deadline).await
+            walk_edge(
+                &g.message_history,
+                g,
+                member,
+                &mut st,
+                &mut walk,
+                &reach,
+                deadline,
+            )
+            .await
         }
     };
-    let baseline_established = st.finish(&walk, &result);
+    let baseline_established = st.finish(&walk, result.is_ok());
     metrics
         .api
         .set_throttled(&spec.id, budget.hold(&spec.id, &spec.token).is_some());
@@ -107,13 +133,17 @@ async fn collect_in_span(
     span.record("events_seen", st.tally.seen);
     span.record("events_changed", st.tally.changed);
     match result {
-        Ok(end) => {
+        Ok(walked) => {
             span.record("outcome", "ok");
-            span.record("truncated", end == End::MaxPages);
+            span.record("truncated", walked.truncated);
+            span.record("sweep", walked.step.as_str());
             m.up.get_or_create(l).set(1);
             m.last_success.get_or_create(l).set(unix_now());
-            if end == End::MaxPages {
+            if walked.truncated {
                 m.truncated.get_or_create(l).inc();
+            }
+            if let Some(took) = walked.swept {
+                m.sweep_duration.get_or_create(l).set(took);
             }
             if baseline_established {
                 tracing::info!(
@@ -142,15 +172,16 @@ async fn collect_in_span(
     st.dirty
 }
 
-/// Walks `member`'s edge with `collector`; returns the pages fetched and how it ended.
+/// Walks `member`'s edge with `collector`; returns the pages fetched and how it went.
 async fn walk_edge<C: Collect>(
     collector: &C,
     g: &Generation,
     member: &Member,
     st: &mut TargetState,
     walk: &mut Walk,
+    reach: &Reach,
     deadline: Option<Instant>,
-) -> (u32, Result<End, GraphError>) {
+) -> (u32, Result<Walked, GraphError>) {
     let spec = &member.spec;
     let mut pager = Pager::new(
         EdgeRequest {
@@ -164,7 +195,7 @@ async fn walk_edge<C: Collect>(
         },
         g.settings.max_pages,
     );
-    let result = drive(collector, &mut pager, &spec.id, st, walk).await;
+    let result = run(collector, &mut pager, &spec.id, st, walk, reach).await;
     collector.settle(&spec.id, st, walk, crate::collector::settings::unix_now());
     (pager.pages(), result)
 }

@@ -1,13 +1,20 @@
 //! One collection driver for both collectors: pull pages from the pager,
 //! scan each (what is new or changed, remembered in the seen-state), count
 //! it, take the scan into the target's state, until the scan says stop or
-//! the pager runs out; then let the collector settle what it derives from
-//! the whole state (gauges). A collector is the small [`Collect`] trait: its
-//! edge, its fields, how to scan a page, how to count, how to settle.
+//! the pager runs out ([`drive`]); then let the collector settle what it
+//! derives from the whole state (gauges). A collector is the small
+//! [`Collect`] trait: its edge, its fields, whether it sweeps, how to scan a
+//! page, how to count, how to settle.
+//!
+//! [`run`] is one collection's walk: for a collector that does not sweep
+//! (activities), one drive to seen data; for one that does (message_history,
+//! see [`crate::collector::sweep`]), the baseline's whole window, or the head
+//! and then the next pages of the sweep.
 
 use serde::de::DeserializeOwned;
 
-use crate::collector::target::{Scan, TargetState, Walk};
+use crate::collector::sweep::{Reach, Step, Walked};
+use crate::collector::target::{Phase, Scan, TargetState, Walk};
 use crate::error::GraphError;
 use crate::graph::model::Page;
 use crate::graph::{Edge, End, PageSource, Pager};
@@ -23,6 +30,9 @@ pub trait Collect: Send + Sync {
     const EDGE: Edge;
     /// `fields=` of its requests.
     const FIELDS: &'static str;
+    /// New records can appear anywhere in the window, so it is read by a
+    /// head and a rolling sweep rather than to seen data.
+    const SWEEPS: bool = false;
 
     /// Finds the records of `page` not seen before (or changed) and remembers them.
     fn scan<'p>(
@@ -61,8 +71,138 @@ where
         let scan = collector.scan(&page, st, walk);
         collector.count(id, &scan.found, st, walk.counting);
         st.absorb(&scan);
+        walk.at_edge |= scan.edge;
+        if let Some((old, new)) = scan.messages {
+            walk.messages = Some(match walk.messages {
+                Some((o, n)) => (o.min(old), n.max(new)),
+                None => (old, new),
+            });
+        }
         if scan.stop {
             return Ok(End::Stopped);
         }
     }
+}
+
+/// One collection's walk of target `id` (see the module docs). The pager
+/// starts at the newest page with `reach.max_pages` pages. On error, what
+/// was read stays taken in and the sweep keeps the position it reached.
+pub async fn run<C, S>(
+    collector: &C,
+    pager: &mut Pager<S>,
+    id: &str,
+    st: &mut TargetState,
+    walk: &mut Walk,
+    reach: &Reach,
+) -> Result<Walked, GraphError>
+where
+    C: Collect,
+    S: PageSource<C::Record>,
+{
+    let now = reach.now as i64;
+    if !C::SWEEPS {
+        let end = drive(collector, pager, id, st, walk).await?;
+        return Ok(Walked {
+            step: Step::Walk,
+            truncated: end == End::MaxPages,
+            swept: None,
+        });
+    }
+    st.sweep_moved = true;
+    if !walk.counting {
+        walk.enter(Phase::Whole);
+        let end = drive(collector, pager, id, st, walk).await?;
+        let truncated = end == End::MaxPages;
+        let (oldest, newest) = walk.messages.unzip();
+        st.sweep.baseline(newest, oldest, truncated, reach.now);
+        return Ok(Walked {
+            step: Step::Baseline,
+            truncated,
+            swept: None,
+        });
+    }
+    walk.enter(Phase::Head);
+    walk.head_from = st.sweep.head_from(now, reach.head_age);
+    let head = drive(collector, pager, id, st, walk).await?;
+    st.sweep.head_read(walk.messages.map(|m| m.1), now);
+    let head_truncated = head == End::MaxPages;
+    let behind = match pager.cursor() {
+        Some(c) if !walk.at_edge && head != End::Exhausted => c.to_string(),
+        // The head read the whole window.
+        _ => {
+            return Ok(Walked {
+                step: Step::Covered,
+                truncated: false,
+                swept: st.sweep.complete(reach.now),
+            });
+        }
+    };
+    if head_truncated {
+        // More new messages than one walk reads: the sweep goes on behind
+        // them first (what it had left waits for the next sweep).
+        st.sweep.cursor = None;
+    }
+    walk.enter(Phase::Sweep);
+    let budget = |done: u32| {
+        reach
+            .sweep_pages
+            .min(reach.max_pages.saturating_sub(done))
+            .max(1)
+    };
+    let start = pager.pages();
+    let saved = st.sweep.cursor.take();
+    let resumed = saved.is_some();
+    if !resumed {
+        st.sweep.pages = 0;
+    }
+    pager.resume(
+        saved.unwrap_or_else(|| behind.clone()),
+        budget(st.sweep.pages),
+    );
+    let mut result = drive(collector, pager, id, st, walk).await;
+    if resumed && pager.pages() == start && result.as_ref().is_err_and(refuses_cursor) {
+        // A cursor kept from an earlier collection (or process) that the
+        // API no longer takes: the sweep starts over behind the head.
+        tracing::info!("the API refused the sweep's saved cursor; the sweep starts over");
+        st.sweep.pages = 0;
+        pager.resume(behind, budget(0));
+        result = drive(collector, pager, id, st, walk).await;
+    }
+    st.sweep.pages = st.sweep.pages.saturating_add(pager.pages() - start);
+    let end = match result {
+        Ok(end) => end,
+        Err(e) => {
+            st.sweep.cursor = pager.cursor().map(String::from);
+            return Err(e);
+        }
+    };
+    let step = match (end, pager.cursor()) {
+        (End::MaxPages, Some(c)) if !walk.at_edge => {
+            if st.sweep.pages < reach.max_pages {
+                st.sweep.cursor = Some(c.to_string());
+                Step::Continued
+            } else {
+                Step::Truncated
+            }
+        }
+        _ => Step::Completed,
+    };
+    let swept = match step {
+        Step::Continued => None,
+        _ => st.sweep.complete(reach.now),
+    };
+    Ok(Walked {
+        step,
+        truncated: head_truncated || step == Step::Truncated,
+        swept,
+    })
+}
+
+/// Whether the API refused a request's parameters, as it refuses a cursor
+/// it no longer knows (Graph code 100, or a bare HTTP 400).
+fn refuses_cursor(e: &GraphError) -> bool {
+    matches!(
+        e,
+        GraphError::Api { code: 100, .. } | GraphError::Http { status: 400 }
+    )
 }

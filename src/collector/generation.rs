@@ -168,8 +168,8 @@ impl Generation {
     /// Writes the state file (if configured) with every target whose
     /// baseline is done. With a `deadline` (shutdown), a target whose
     /// collection is still in flight then keeps the record it had in the
-    /// file, and nothing is written when nothing changed since the last
-    /// write: a stop before the first scrape keeps the records of numbers
+    /// file, and nothing is written when nothing (not even a sweep's
+    /// position) changed since the last write: a stop before the first scrape keeps the records of numbers
     /// not discovered yet.
     pub async fn save_state(&self, metrics: &CollectionMetrics, deadline: Option<Instant>) {
         let Some(path) = self.state_file.clone() else {
@@ -203,8 +203,10 @@ impl Generation {
             if !st.baseline_done {
                 continue;
             }
-            changed |= st.dirty;
+            // At shutdown, a sweep's progress is worth a write of its own.
+            changed |= st.dirty || (deadline.is_some() && st.sweep_moved);
             st.dirty = false;
+            st.sweep_moved = false;
             file.targets.insert(key, st.record());
         }
         if !changed {

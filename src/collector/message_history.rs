@@ -1,19 +1,20 @@
 //! `GET /{Phone-Number-ID}/message_history`: delivery-status events of the
 //! recent messages, with the state of Meta's webhook delivery of each.
 //!
-//! New events can be added to any message inside the lookback window, so the
-//! scan reads from the newest page back until a page whose events are all
-//! older than the edge (or `max_pages`), and counts every event not seen
-//! before. An event's webhook state and error description move after first
-//! sight (PENDING, then RETRYING, then FAILED, with its error): the seen-state
-//! remembers both as last seen, and a change counts once.
+//! New events can be added to any message inside the lookback window, so a
+//! seen page is no boundary: each collection reads the head and the next
+//! pages of a rolling sweep of the window ([`crate::collector::sweep`]), and
+//! counts every event not seen before. An event's webhook state and error
+//! description move after first sight (PENDING, then RETRYING, then FAILED,
+//! with its error): the seen-state remembers both as last seen, and a change
+//! counts once.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::collector::driver::Collect;
 use crate::collector::seen::Mark;
-use crate::collector::target::{Scan, TargetState, Walk};
+use crate::collector::target::{Phase, Scan, TargetState, Walk};
 use crate::fnv;
 use crate::graph::Edge;
 use crate::graph::model::{MessageHistory, Page, StatusEvent};
@@ -75,12 +76,16 @@ fn error_print(desc: &str) -> u16 {
 /// Finds the events of one page not seen before, or seen in another webhook
 /// state or without the error they show now; remembers how each is seen now.
 ///
-/// `stop` is set when the page has events and all are older than `edge`.
+/// `edge` is set when the page has events and all are older than the walk's
+/// edge; `stop` then, and in the head when the page's oldest message is older
+/// than `walk.head_from`. An event first seen on a message older than
+/// `walk.floor` is remembered without being counted.
 pub fn scan_page<'p>(
     page: &'p Page<MessageHistory>,
     st: &mut TargetState,
-    edge: i64,
+    walk: &Walk,
 ) -> Scan<Sighting<'p>> {
+    let edge = walk.edge;
     let TargetState {
         seen, states, apps, ..
     } = st;
@@ -97,7 +102,11 @@ pub fn scan_page<'p>(
         // The message's earliest SENT event carries whether it is still on its way.
         let mut sent: Option<(i64, usize)> = None;
         let mut ended = false;
+        let mut first: Option<i64> = None;
         for (n, ev) in events.clone().enumerate() {
+            if let Some(t) = ev.timestamp {
+                first = Some(first.map_or(t, |f| f.min(t)));
+            }
             match (ev.delivery_status.as_deref(), ev.timestamp) {
                 (Some("SENT"), Some(t)) if sent.is_none_or(|(s, _)| t < s) => sent = Some((t, n)),
                 (Some(status), _) if ENDED.contains(&status) => ended = true,
@@ -106,6 +115,14 @@ pub fn scan_page<'p>(
         }
         let first_sent = sent.map(|(_, n)| n);
         let sent = sent.map(|(t, _)| t);
+        if let Some(t) = first {
+            scan.messages = Some(match scan.messages {
+                Some((o, n)) => (o.min(t), n.max(t)),
+                None => (t, t),
+            });
+        }
+        // Older than what the baseline reached: history, not news.
+        let history = walk.floor.is_some_and(|f| first.is_some_and(|t| t < f));
         for (n, ev) in events.enumerate() {
             let undelivered = first_sent == Some(n) && !ended;
             let Some(ts) = ev.timestamp else {
@@ -149,6 +166,10 @@ pub fn scan_page<'p>(
                 }
             });
             let (app, state) = (mark.app, mark.state);
+            if old.is_none() && history {
+                scan.touched = true;
+                continue;
+            }
             let Some(old) = old else {
                 let latency = match (ev.delivery_status.as_deref(), sent) {
                     (Some("SENT"), _) | (_, None) => None,
@@ -187,7 +208,12 @@ pub fn scan_page<'p>(
             }
         }
     }
-    scan.stop = any && all_old;
+    scan.edge = any && all_old;
+    let past_head = walk.phase == Phase::Head
+        && scan
+            .messages
+            .is_some_and(|(oldest, _)| oldest < walk.head_from);
+    scan.stop = scan.edge || past_head;
     scan
 }
 
@@ -295,6 +321,7 @@ impl Collect for MessageHistoryCollector {
     type Found<'p> = Sighting<'p>;
     const EDGE: Edge = Edge::MessageHistory;
     const FIELDS: &'static str = FIELDS;
+    const SWEEPS: bool = true;
 
     fn scan<'p>(
         &self,
@@ -302,7 +329,7 @@ impl Collect for MessageHistoryCollector {
         st: &mut TargetState,
         walk: &mut Walk,
     ) -> Scan<Sighting<'p>> {
-        scan_page(page, st, walk.edge)
+        scan_page(page, st, walk)
     }
 
     fn count(&self, phone: &str, found: &[Sighting<'_>], st: &mut TargetState, counting: bool) {
@@ -433,7 +460,8 @@ mod tests {
         st: &mut TargetState,
         edge: i64,
     ) -> Scan<Sighting<'p>> {
-        scan_page(p, st, edge)
+        let walk = st.begin(edge);
+        scan_page(p, st, &walk)
     }
 
     #[test]

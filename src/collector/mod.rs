@@ -19,8 +19,9 @@ pub mod message_history;
 pub mod seen;
 pub mod settings;
 pub mod state_file;
+pub mod sweep;
 pub mod target;
 
 pub use fleet::{Fleet, FleetError, FleetOptions, Selection};
 pub use settings::CollectSettings;
-pub use target::{Scan, Tally, Target, TargetState, Walk};
+pub use target::{Phase, Scan, Tally, Target, TargetState, Walk};

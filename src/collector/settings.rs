@@ -10,8 +10,12 @@ use crate::config::LoadedConfig;
 pub struct CollectSettings {
     /// `limit=`.
     pub page_size: u32,
-    /// Pages per collection.
+    /// Pages of one walk (baseline, head, one whole sweep).
     pub max_pages: u32,
+    /// Sweep pages per collection after the head.
+    pub sweep_pages: u32,
+    /// The head reads on past pages with messages younger than this.
+    pub head_age: Duration,
     /// Counting window.
     pub lookback: Duration,
     /// Reuse window.
@@ -32,6 +36,8 @@ impl From<&LoadedConfig> for CollectSettings {
         CollectSettings {
             page_size: c.page_size,
             max_pages: c.max_pages,
+            sweep_pages: c.sweep_pages,
+            head_age: c.head_age,
             lookback: c.lookback,
             min_interval: c.min_interval,
             concurrency: c.concurrency,

@@ -20,6 +20,7 @@ use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::collector::seen::Mark;
+use crate::collector::sweep::SweepState;
 
 /// Current format version.
 pub const VERSION: u32 = 2;
@@ -53,6 +54,9 @@ pub struct TargetRecord {
     /// Applications, in the order the marks' `app` indices refer to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applications: Vec<String>,
+    /// Where the sweep of the window stands (message_history).
+    #[serde(default, skip_serializing_if = "SweepState::is_empty")]
+    pub sweep: SweepState,
 }
 
 /// One remembered event: its key and how it was last seen.
@@ -221,6 +225,13 @@ mod tests {
                 partial: true,
                 webhook_states: vec!["PENDING".into(), "FAILED".into()],
                 applications: vec!["42".into()],
+                sweep: SweepState {
+                    cursor: Some("Y3Vyc29y+/=".into()),
+                    pages: 4,
+                    since: Some(1.5),
+                    head_mark: Some(5),
+                    floor: Some(2),
+                },
             },
         );
         save(&path, &s).unwrap();

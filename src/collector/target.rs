@@ -12,9 +12,8 @@ use tokio::sync::Mutex;
 
 use crate::collector::seen::{Interned, SeenEvents};
 use crate::collector::state_file::{SeenRecord, TargetRecord};
+use crate::collector::sweep::SweepState;
 use crate::config::TargetSpec;
-use crate::error::GraphError;
-use crate::graph::End;
 use crate::metrics::TargetLabels;
 
 /// What one page scan found.
@@ -36,6 +35,11 @@ pub struct Scan<F> {
     pub invalid: Vec<&'static str>,
     /// Newest event time on the page.
     pub newest: Option<i64>,
+    /// Times of the oldest and the newest message on the page (a message's
+    /// time is that of its earliest event).
+    pub messages: Option<(i64, i64)>,
+    /// The page reached the lookback edge: its events are all older.
+    pub edge: bool,
     /// The walk should not go further back.
     pub stop: bool,
 }
@@ -50,6 +54,8 @@ impl<F> Default for Scan<F> {
             touched: false,
             invalid: Vec::new(),
             newest: None,
+            messages: None,
+            edge: false,
             stop: false,
         }
     }
@@ -79,6 +85,37 @@ pub struct Walk {
     pub stop_at_seen: bool,
     /// Keys first seen in this walk.
     pub this_walk: HashSet<u64>,
+    /// Which part of the window the pages being read are.
+    pub phase: Phase,
+    /// The head reads on past a page whose oldest message is at least this recent.
+    pub head_from: i64,
+    /// Events first seen on messages older than this are remembered, not counted.
+    pub floor: Option<i64>,
+    /// Oldest and newest message time on the pages read by this phase.
+    pub messages: Option<(i64, i64)>,
+    /// A page of this phase reached the lookback edge.
+    pub at_edge: bool,
+}
+
+/// Which part of the window a walk's pages are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The whole window, to the edge, the end of data or `max_pages` (the
+    /// baseline), or to seen data (activities).
+    Whole,
+    /// The newest pages: new messages and young ones.
+    Head,
+    /// Older pages, going on from where the last sweep stopped.
+    Sweep,
+}
+
+impl Walk {
+    /// Starts `phase`: forgets what the previous phase's pages held.
+    pub fn enter(&mut self, phase: Phase) {
+        self.phase = phase;
+        self.messages = None;
+        self.at_edge = false;
+    }
 }
 
 /// Mutable state of one target.
@@ -111,6 +148,11 @@ pub struct TargetState {
     pub partial: bool,
     /// What the collection in progress found so far.
     pub tally: Tally,
+    /// Where the sweep of the window stands (message_history).
+    pub sweep: SweepState,
+    /// The sweep moved since the state file was last written: not worth a
+    /// write by itself, but written at shutdown.
+    pub sweep_moved: bool,
 }
 
 impl TargetState {
@@ -118,7 +160,12 @@ impl TargetState {
     pub fn restored(rec: TargetRecord, edge: i64) -> TargetState {
         let mut seen = SeenEvents::from_entries(rec.seen.into_iter().map(|e| (e.key, e.mark)));
         seen.prune(edge);
+        let mut sweep = rec.sweep;
+        // A file from before the sweep: the head reads on to the newest event it knew.
+        sweep.head_mark = sweep.head_mark.or(rec.last_event_timestamp);
+        sweep.prune(edge);
         TargetState {
+            sweep,
             seen,
             states: Interned::from_values(rec.webhook_states),
             apps: Interned::from_values(rec.applications),
@@ -141,6 +188,7 @@ impl TargetState {
             partial: self.partial,
             webhook_states: self.states.values().to_vec(),
             applications: self.apps.values().to_vec(),
+            sweep: self.sweep.clone(),
         }
     }
 
@@ -150,6 +198,7 @@ impl TargetState {
         if self.seen.prune(edge) > 0 {
             self.dirty = true;
         }
+        self.sweep.prune(edge);
         Walk {
             edge,
             counting: self.baseline_done,
@@ -157,6 +206,11 @@ impl TargetState {
             // records nobody has seen yet: no boundary until a walk completes.
             stop_at_seen: !self.partial,
             this_walk: HashSet::new(),
+            phase: Phase::Whole,
+            head_from: i64::MIN,
+            floor: self.sweep.floor,
+            messages: None,
+            at_edge: false,
         }
     }
 
@@ -176,13 +230,13 @@ impl TargetState {
         }
     }
 
-    /// Ends a walk with its result. Returns true if this walk completed the
+    /// Ends a walk, `ok` or not. Returns true if this walk completed the
     /// baseline. A walk held back by the budget or failed leaves the baseline
     /// to come; one that failed after remembering records makes the next walk
     /// read the whole window.
-    pub fn finish(&mut self, walk: &Walk, result: &Result<End, GraphError>) -> bool {
-        self.partial = result.is_err() && (self.partial || !walk.this_walk.is_empty());
-        if result.is_ok() && !self.baseline_done {
+    pub fn finish(&mut self, walk: &Walk, ok: bool) -> bool {
+        self.partial = !ok && (self.partial || !walk.this_walk.is_empty());
+        if ok && !self.baseline_done {
             self.baseline_done = true;
             self.dirty = true;
             return true;

@@ -103,8 +103,16 @@ pub struct AccountConfig {
 pub struct CollectConfig {
     /// Records per page, sent as `limit=` (1..=100).
     pub page_size: u32,
-    /// Pages per target per collection.
+    /// Pages one walk reads at most: the baseline, the head of a collection,
+    /// and one whole sweep (message_history), or one collection (activities).
     pub max_pages: u32,
+    /// Older pages of message_history read per collection after the head,
+    /// continuing the sweep of the lookback window.
+    pub sweep_pages: u32,
+    /// The head of a message_history collection reads on while a page holds
+    /// messages sent less than this long ago (their statuses still move).
+    #[serde(with = "humantime_serde")]
+    pub head_age: Duration,
     /// How far back, by event time, events are counted and remembered.
     #[serde(with = "humantime_serde")]
     pub lookback: Duration,
@@ -136,7 +144,9 @@ impl Default for CollectConfig {
     fn default() -> Self {
         CollectConfig {
             page_size: 100,
-            max_pages: 10,
+            max_pages: 50,
+            sweep_pages: 2,
+            head_age: Duration::from_secs(300),
             lookback: Duration::from_secs(24 * 3600),
             min_interval: Duration::from_secs(60),
             concurrency: 8,

@@ -61,13 +61,30 @@ impl Config {
                 format!("{} is out of range 1..1000", c.max_pages),
             );
         }
+        if !(1..=c.max_pages.max(1)).contains(&c.sweep_pages) {
+            bad(
+                "collect.sweep_pages",
+                format!(
+                    "{} is out of range 1..{} (collect.max_pages)",
+                    c.sweep_pages, c.max_pages
+                ),
+            );
+        }
         if c.lookback.is_zero() {
             bad("collect.lookback", "must be more than 0s".into());
-        } else if c.undelivered_after.is_zero() || c.undelivered_after >= c.lookback {
-            bad(
-                "collect.undelivered_after",
-                "must be more than 0s and less than collect.lookback".into(),
-            );
+        } else {
+            if c.head_age >= c.lookback {
+                bad(
+                    "collect.head_age",
+                    "must be less than collect.lookback".into(),
+                );
+            }
+            if c.undelivered_after.is_zero() || c.undelivered_after >= c.lookback {
+                bad(
+                    "collect.undelivered_after",
+                    "must be more than 0s and less than collect.lookback".into(),
+                );
+            }
         }
         if !(1..=1024).contains(&c.concurrency) {
             bad(

@@ -2,7 +2,9 @@
 //! `after=<cursor>` built against the configured base URL. `paging.next` is
 //! only read as "there is more"; it is never followed. An empty page that
 //! still has a cursor is not the end; a cursor seen twice in one walk is a
-//! loop and fails the walk; at most `max_pages` are fetched.
+//! loop and fails the walk; at most `max_pages` are fetched. A walk can go
+//! on from a cursor an earlier walk handed out ([`Pager::resume`]): that is
+//! how a sweep continues where the previous collection left it.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -51,6 +53,8 @@ pub fn next_cursor(paging: Option<&Paging>) -> Option<&str> {
 enum Next {
     First,
     After(String),
+    /// `max_pages` reached with this cursor still to go.
+    Full(String),
     Done(End),
 }
 
@@ -82,11 +86,11 @@ impl<S> Pager<S> {
         S: PageSource<T>,
     {
         let after = match &self.next {
-            Next::Done(_) => return Ok(None),
+            Next::Done(_) | Next::Full(_) => return Ok(None),
             Next::First => None,
             Next::After(cursor) => {
                 if self.pages >= self.max_pages {
-                    self.next = Next::Done(End::MaxPages);
+                    self.next = Next::Full(cursor.clone());
                     return Ok(None);
                 }
                 if !self.used.insert(cursor.clone()) {
@@ -107,6 +111,24 @@ impl<S> Pager<S> {
         Ok(Some(page))
     }
 
+    /// Goes on from `cursor` (of an earlier page or walk) for at most `more`
+    /// pages; cursors used before this are no loop.
+    pub fn resume(&mut self, cursor: String, more: u32) {
+        self.used.clear();
+        self.max_pages = self.pages.saturating_add(more);
+        self.next = Next::After(cursor);
+    }
+
+    /// The cursor of the page the walk would fetch next: after the last
+    /// page fetched, or the one whose fetch failed. `None` at the end of
+    /// the data or before the first page.
+    pub fn cursor(&self) -> Option<&str> {
+        match &self.next {
+            Next::After(c) | Next::Full(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// Pages fetched so far.
     pub fn pages(&self) -> u32 {
         self.pages
@@ -117,6 +139,7 @@ impl<S> Pager<S> {
     pub fn end(&self) -> End {
         match self.next {
             Next::Done(end) => end,
+            Next::Full(_) => End::MaxPages,
             _ => End::Stopped,
         }
     }
@@ -199,5 +222,43 @@ mod tests {
         let (asked, end) = walk(5, 10, |_| "same".into()).await;
         assert_eq!(asked.len(), 2);
         assert_eq!(end, Err(GraphError::CursorLoop));
+    }
+
+    #[tokio::test]
+    async fn resumes_from_a_cursor_for_a_few_more_pages() {
+        let mut p = Pager::new(
+            Script {
+                pages: 6,
+                cursor: |n| format!("c{n}"),
+                asked: Vec::new(),
+            },
+            1,
+        );
+        assert!(p.next_page::<u8>().await.unwrap().is_some());
+        assert!(p.next_page::<u8>().await.unwrap().is_none());
+        assert_eq!(p.end(), End::MaxPages);
+        assert_eq!(p.cursor(), Some("c1"));
+        // Two more pages from an older cursor (one the walk used is no loop).
+        p.resume("c1".into(), 2);
+        while p.next_page::<u8>().await.unwrap().is_some() {}
+        assert_eq!(p.end(), End::MaxPages);
+        assert_eq!(p.pages(), 3);
+        assert_eq!(p.cursor(), Some("c3"));
+        p.resume("c3".into(), 10);
+        while p.next_page::<u8>().await.unwrap().is_some() {}
+        assert_eq!(p.end(), End::Exhausted);
+        assert_eq!(p.cursor(), None);
+        assert_eq!(
+            p.source.asked,
+            [
+                None,
+                Some("c1"),
+                Some("c2"),
+                Some("c3"),
+                Some("c4"),
+                Some("c5")
+            ]
+            .map(|c| c.map(String::from))
+        );
     }
 }

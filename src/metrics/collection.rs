@@ -33,6 +33,8 @@ pub struct CollectionMetrics {
     pub seen_events: Tracked<TargetLabels, Gauge>,
     /// `whatsapp_invalid_records_total`.
     pub invalid_records: Tracked<InvalidRecordLabels, Counter>,
+    /// `whatsapp_sweep_duration_seconds`.
+    pub sweep_duration: Tracked<TargetLabels, FloatGauge>,
     state_writes: Family<ResultLabels, Counter>,
 }
 
@@ -79,6 +81,7 @@ impl CollectionMetrics {
             pages: Tracked::default(),
             seen_events: Tracked::default(),
             invalid_records: Tracked::default(),
+            sweep_duration: Tracked::default(),
             state_writes: Family::default(),
         };
         exp.register(
@@ -103,7 +106,7 @@ impl CollectionMetrics {
         );
         exp.register(
             "whatsapp_collection_truncated",
-            "Collections that stopped at collect.max_pages before reaching seen data or the lookback edge: events may have been missed",
+            "Walks that stopped at collect.max_pages before reaching seen data or the lookback edge (a baseline, a head, a whole message_history sweep, an activities collection): events may have been missed",
             m.truncated.clone(),
         );
         exp.register(
@@ -120,6 +123,11 @@ impl CollectionMetrics {
             "whatsapp_invalid_records",
             "Records skipped because they cannot be counted (for example no timestamp)",
             m.invalid_records.clone(),
+        );
+        exp.register(
+            "whatsapp_sweep_duration_seconds",
+            "How long the last complete sweep of the target's lookback window took (message_history): about the longest a new event on an old message waits to be counted",
+            m.sweep_duration.clone(),
         );
         exp.register(
             "whatsapp_state_file_writes",
@@ -166,6 +174,7 @@ impl CollectionMetrics {
         self.truncated.retain(other);
         self.pages.retain(other);
         self.seen_events.retain(other);
+        self.sweep_duration.retain(other);
         self.invalid_records.retain(|k| !k.of_target(l));
     }
 }

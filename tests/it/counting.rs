@@ -159,7 +159,14 @@ async fn page_shifts_and_updates_deep_in_the_window() {
     for i in 0..10 {
         ids.push(sim.add_message(PHONE, vec![SimEvent::new("SENT", t + i * 10)]));
     }
-    let exp = Exporter::start(&config_yaml(&url, "  page_size: 2\n  max_pages: 50\n", "")).await;
+    // A sweep as deep as the window: every collection reads all of it (the
+    // sweep across collections is tests/it/sweep.rs).
+    let exp = Exporter::start(&config_yaml(
+        &url,
+        "  page_size: 2\n  max_pages: 50\n  sweep_pages: 50\n",
+        "",
+    ))
+    .await;
     let m = exp.scrape().await;
     assert_eq!(
         m.val(

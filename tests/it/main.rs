@@ -17,5 +17,6 @@ mod restart;
 mod sharding;
 mod stack;
 mod support;
+mod sweep;
 mod traces;
 mod web;

@@ -1,26 +1,31 @@
 //! Property tests of the dedupe and pagination core: for arbitrary
 //! interleavings of new records, page fetches (with records added between
-//! pages, offset-style, so pages shift under the walk), failures partway and
-//! restarts with or without state, no event is counted twice, none that
-//! existed before a baseline is counted, and every event that arrived after
-//! the baseline is counted by the next complete collection. Events' webhook
-//! states move between collections: no state is counted more often than
-//! events entered it, and after a complete collection the exporter knows
-//! where each event's state stands.
+//! pages, offset-style, so pages shift under the walk), failures partway,
+//! restarts with or without state, and message_history's rolling sweep
+//! (any `max_pages`, `sweep_pages` and head age; cursors kept across
+//! collections and restarts, and sometimes refused), no event is counted
+//! twice and none that existed before a baseline is counted. Nothing is
+//! lost: an activities record, or a new message's events, once the next
+//! complete collection is done; an event added to an old message once a
+//! sweep that began after it completes. Events' webhook states move between
+//! collections: no state is counted more often than events entered it, and
+//! after a complete sweep the exporter knows where each event's state
+//! stands.
 //!
 //! The exporter's own code does the work: its pager walks the pages of a
 //! simulated world, its driver runs the real collectors over the target's
-//! state (`begin`, `absorb`, `finish`), and what counts is read back from
-//! the real counters.
+//! state (`begin`, `run`, `finish`), and what counts is read back from the
+//! real counters.
 
 use std::collections::HashMap;
 
 use proptest::prelude::*;
 use whatsapp_exporter::collector::TargetState;
 use whatsapp_exporter::collector::activities::ActivitiesCollector;
-use whatsapp_exporter::collector::driver::{Collect, drive};
+use whatsapp_exporter::collector::driver::{Collect, run};
 use whatsapp_exporter::collector::message_history::MessageHistoryCollector;
 use whatsapp_exporter::collector::state_file::{self, StateFile};
+use whatsapp_exporter::collector::sweep::{Reach, Step, Walked};
 use whatsapp_exporter::error::GraphError;
 use whatsapp_exporter::graph::model::{
     Activity, Cursors, EventList, MessageHistory, Page, Paging, StatusEvent,
@@ -36,45 +41,85 @@ const STATES: [&str; 4] = ["PENDING", "RETRYING", "FAILED", "DELIVERED"];
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// A new message with this many events (0..=3), or a new activity record.
+    /// A new message with this many events (1..=3: a message has its SENT
+    /// when it appears), or a new activity record.
     Add(u8),
     /// A new event on an existing message (picked modulo their number).
     AddEvent(usize),
     /// An existing event (picked modulo their number) moves to webhook state
     /// `STATES[s]` (message_history; for activities, a new record).
     Change(usize, usize),
-    /// A collection: page size, records added after page k, fail when
-    /// fetching page n, the API repeating page r (served twice in a row).
-    Collect {
-        page_size: usize,
-        inserts: Vec<(usize, u8)>,
-        fail_at: Option<usize>,
-        repeat: Option<usize>,
-    },
+    /// A collection.
+    Collect(Collection),
     /// Restart, keeping the state file or not.
     Restart { keep_state: bool },
 }
 
+/// One collection: page size, records added after page k, fail when
+/// fetching page n, the API repeating page r (served twice in a row), how
+/// far it reads (message_history), and whether the API has forgotten the
+/// cursors it gave before.
+#[derive(Debug, Clone)]
+struct Collection {
+    page_size: usize,
+    inserts: Vec<(usize, u8)>,
+    fail_at: Option<usize>,
+    repeat: Option<usize>,
+    max_pages: u32,
+    sweep_pages: u32,
+    head_age: i64,
+    forget_cursors: bool,
+}
+
+impl Collection {
+    /// A collection that fails nowhere and reads `max_pages`.
+    fn clean(max_pages: u32) -> Collection {
+        Collection {
+            page_size: 3,
+            inserts: Vec::new(),
+            fail_at: None,
+            repeat: None,
+            max_pages,
+            sweep_pages: 3,
+            head_age: 2,
+            forget_cursors: false,
+        }
+    }
+}
+
 fn ops() -> impl Strategy<Value = Vec<Op>> {
+    let collection = (
+        1usize..5,
+        prop::collection::vec((0usize..6, 1u8..4), 0..4),
+        prop::option::weighted(0.25, 0usize..4),
+        prop::option::weighted(0.25, 0usize..4),
+        prop_oneof![3 => 1u32..8, 1 => Just(1000u32)],
+        1u32..4,
+        0i64..8,
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(
+            |(page_size, inserts, fail_at, repeat, max_pages, sweep_pages, head_age, forget)| {
+                Collection {
+                    page_size,
+                    inserts,
+                    fail_at,
+                    repeat,
+                    max_pages,
+                    sweep_pages: sweep_pages.min(max_pages),
+                    head_age,
+                    forget_cursors: forget,
+                }
+            },
+        );
     let op = prop_oneof![
-        3 => (0u8..4).prop_map(Op::Add),
+        3 => (1u8..4).prop_map(Op::Add),
         2 => any::<usize>().prop_map(Op::AddEvent),
         2 => (any::<usize>(), 0..STATES.len()).prop_map(|(p, s)| Op::Change(p, s)),
-        3 => (
-            1usize..5,
-            prop::collection::vec((0usize..6, 0u8..3), 0..4),
-            prop::option::weighted(0.25, 0usize..4),
-            prop::option::weighted(0.25, 0usize..4),
-        )
-            .prop_map(|(page_size, inserts, fail_at, repeat)| Op::Collect {
-                page_size,
-                inserts,
-                fail_at,
-                repeat,
-            }),
+        4 => collection.prop_map(Op::Collect),
         1 => any::<bool>().prop_map(|keep_state| Op::Restart { keep_state }),
     ];
-    prop::collection::vec(op, 1..40)
+    prop::collection::vec(op, 1..48)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -112,6 +157,14 @@ struct World {
     /// The exporter counts (its baseline is done).
     counting: bool,
     in_baseline_walk: bool,
+    /// Collections begun so far.
+    collections: u64,
+    /// Per event: the collections begun when it appeared, and whether it
+    /// came with a new message (rather than on an existing one).
+    born: HashMap<u64, (u64, bool)>,
+    /// Cursors handed out (by any collection, so a sweep can go on with
+    /// one): the offset each points at.
+    cursors: HashMap<String, usize>,
 }
 
 impl World {
@@ -125,6 +178,7 @@ impl World {
             Class::Never
         };
         self.class.insert(self.next, class);
+        self.born.insert(self.next, (self.collections, false));
         self.state.insert(self.next, 0);
         self.entered[0] += 1;
         self.next
@@ -135,7 +189,10 @@ impl World {
             let t = self.fresh();
             self.records.push(rec(t));
         } else {
-            let events = (0..n).map(|_| rec(self.fresh())).collect();
+            let events: Vec<Rec> = (0..n.max(1)).map(|_| rec(self.fresh())).collect();
+            for e in &events {
+                self.born.insert(e.0, (self.collections, true));
+            }
             let id = format!("m{}", self.next);
             self.messages.push((id, events));
         }
@@ -176,6 +233,14 @@ impl World {
                 .flat_map(|m| m.1.iter().map(|e| e.0))
                 .collect()
         }
+    }
+
+    /// The time of the message event `t` is on (its earliest event's).
+    fn message_time(&self, t: u64) -> Option<i64> {
+        self.messages
+            .iter()
+            .find(|m| m.1.iter().any(|e| e.0 == t))
+            .and_then(|m| m.1.iter().map(|e| e.2).min())
     }
 
     fn len(&self) -> usize {
@@ -238,7 +303,6 @@ struct WorldPages<'w> {
     fail_at: Option<usize>,
     repeat: Option<usize>,
     fetches: usize,
-    offsets: HashMap<String, usize>,
 }
 
 impl WorldPages<'_> {
@@ -260,7 +324,19 @@ impl WorldPages<'_> {
         }
         let offset = match after {
             None => 0,
-            Some(c) => *self.offsets.get(c).expect("a cursor this source gave"),
+            Some(c) => match self.world.cursors.get(c) {
+                Some(o) => *o,
+                // A cursor the API has forgotten, as Graph refuses one.
+                None => {
+                    return Err(GraphError::Api {
+                        status: 400,
+                        code: 100,
+                        subcode: None,
+                        message: "(#100) Invalid cursor".into(),
+                        is_transient: false,
+                    });
+                }
+            },
         };
         let data = data(self.world, offset, self.page_size);
         // The API may serve the same page twice in a row (under a new cursor).
@@ -270,8 +346,8 @@ impl WorldPages<'_> {
             offset + self.page_size
         };
         let paging = (next < self.world.len()).then(|| {
-            let cursor = format!("c{page_no}");
-            self.offsets.insert(cursor.clone(), next);
+            let cursor = format!("c{}-{page_no}", self.world.collections);
+            self.world.cursors.insert(cursor.clone(), next);
             Paging {
                 cursors: Some(Cursors {
                     after: Some(cursor),
@@ -303,6 +379,13 @@ struct Harness {
     activities: ActivitiesCollector,
     message_history: MessageHistoryCollector,
     rt: tokio::runtime::Runtime,
+    /// The previous collection succeeded without a truncated walk.
+    clean: bool,
+    /// The sweep in progress began at this collection (events that appeared
+    /// before it are owed once it completes), unless `None`.
+    sweep_began: Option<u64>,
+    /// A walk of the sweep in progress stopped at `max_pages`.
+    sweep_truncated: bool,
 }
 
 impl Harness {
@@ -325,6 +408,9 @@ impl Harness {
             rt: tokio::runtime::Builder::new_current_thread()
                 .build()
                 .expect("runtime"),
+            clean: false,
+            sweep_began: None,
+            sweep_truncated: false,
         }
     }
 
@@ -361,14 +447,18 @@ impl Harness {
         )
     }
 
+    /// Whether event `t` is owed a count: it appeared after a baseline, and
+    /// not on a message older than what a truncated baseline reached.
+    fn owed(&self, t: u64) -> bool {
+        self.world.class[&t] == Class::Must
+            && match (self.st.sweep.floor, self.world.message_time(t)) {
+                (Some(floor), Some(time)) => time >= floor,
+                _ => true,
+            }
+    }
+
     /// One collection through the exporter's pager, driver and state steps.
-    fn collect(
-        &mut self,
-        page_size: usize,
-        inserts: &[(usize, u8)],
-        fail_at: Option<usize>,
-        repeat: Option<usize>,
-    ) {
+    fn collect(&mut self, c: &Collection) -> Option<Walked> {
         let baseline = !self.st.baseline_done;
         if baseline {
             for t in self.world.existing() {
@@ -378,41 +468,53 @@ impl Harness {
             }
             self.world.in_baseline_walk = true;
         }
+        if c.forget_cursors {
+            self.world.cursors.clear();
+        }
+        self.world.collections += 1;
+        let this = self.world.collections;
         let before = self.world.existing();
         let activities = self.world.activities;
+        let reach = Reach {
+            max_pages: if activities { 1000 } else { c.max_pages },
+            sweep_pages: c.sweep_pages,
+            head_age: c.head_age,
+            now: (1_000 + self.world.next) as f64,
+        };
         let mut walk = self.st.begin(0);
         let pages = WorldPages {
             world: &mut self.world,
-            page_size,
-            inserts: inserts.to_vec(),
-            fail_at,
-            repeat,
+            page_size: c.page_size,
+            inserts: c.inserts.clone(),
+            fail_at: c.fail_at,
+            repeat: c.repeat,
             fetches: 0,
-            offsets: HashMap::new(),
         };
-        let mut pager = Pager::new(pages, 1000);
+        let mut pager = Pager::new(pages, reach.max_pages);
         let result = if activities {
-            self.rt.block_on(drive(
+            self.rt.block_on(run(
                 &self.activities,
                 &mut pager,
                 ID,
                 &mut self.st,
                 &mut walk,
+                &reach,
             ))
         } else {
-            self.rt.block_on(drive(
+            self.rt.block_on(run(
                 &self.message_history,
                 &mut pager,
                 ID,
                 &mut self.st,
                 &mut walk,
+                &reach,
             ))
         };
         drop(pager);
         if !activities {
             self.message_history.settle(ID, &mut self.st, &walk, 10_000);
         }
-        self.st.finish(&walk, &result);
+        self.st.finish(&walk, result.is_ok());
         self.world.in_baseline_walk = false;
         self.world.counting = self.st.baseline_done;
         for t in self.world.existing() {
@@ -435,13 +537,54 @@ impl Harness {
                 self.world.entered[i]
             );
         }
-        if result.is_ok() && !baseline {
-            for t in before {
-                if self.world.class[&t] == Class::Must {
-                    assert_eq!(self.counted(t), 1, "event {t} lost");
+        let walked = result.ok();
+        let clean = walked.is_some_and(|w| !w.truncated);
+        if activities {
+            // A complete walk to seen data has everything that came before it.
+            if clean && !baseline {
+                for &t in &before {
+                    if self.owed(t) {
+                        assert_eq!(self.counted(t), 1, "record {t} lost");
+                    }
+                }
+            }
+        } else {
+            self.check_sweep(walked, clean && self.clean && !baseline, this);
+        }
+        self.clean = clean;
+        walked
+    }
+
+    /// message_history's promises after collection `this`: the head counts
+    /// the new messages since the previous collection (when both read
+    /// without truncation), and a complete sweep counts every event that
+    /// appeared before it began.
+    fn check_sweep(&mut self, walked: Option<Walked>, head_clean: bool, this: u64) {
+        if head_clean {
+            for t in self.world.existing() {
+                let (born, with_message) = self.world.born[&t];
+                if with_message && born == this - 1 && self.owed(t) {
+                    assert_eq!(self.counted(t), 1, "event {t} of a new message lost");
                 }
             }
         }
+        let Some(w) = walked else { return };
+        self.sweep_truncated |= w.truncated && w.step != Step::Continued;
+        match w.step {
+            Step::Continued | Step::Walk => return,
+            Step::Baseline => {}
+            Step::Covered | Step::Completed | Step::Truncated => {
+                if let (Some(began), false) = (self.sweep_began, self.sweep_truncated) {
+                    for t in self.world.existing() {
+                        if self.world.born[&t].0 < began && self.owed(t) {
+                            assert_eq!(self.counted(t), 1, "event {t} lost by a complete sweep");
+                        }
+                    }
+                }
+            }
+        }
+        self.sweep_began = Some(this + 1);
+        self.sweep_truncated = false;
     }
 
     fn restart(&mut self, keep_state: bool) {
@@ -459,7 +602,9 @@ impl Harness {
             self.st = TargetState::restored(back.targets["t"].clone(), 0);
         } else {
             self.st = TargetState::default();
+            self.sweep_began = None;
         }
+        self.clean = false;
         self.world.counting = self.st.baseline_done;
     }
 
@@ -469,19 +614,27 @@ impl Harness {
                 Op::Add(n) => self.world.add(*n),
                 Op::AddEvent(pick) => self.world.add_event(*pick),
                 Op::Change(pick, to) => self.world.change(*pick, *to),
-                Op::Collect {
-                    page_size,
-                    inserts,
-                    fail_at,
-                    repeat,
-                } => self.collect(*page_size, inserts, *fail_at, *repeat),
+                Op::Collect(c) => {
+                    self.collect(c);
+                }
                 Op::Restart { keep_state } => self.restart(*keep_state),
             }
         }
-        // A final complete collection picks up everything still pending.
-        self.collect(3, &[], None, None);
-        self.collect(3, &[], None, None);
-        // And the exporter knows where every event's webhook state stands.
+        // Final complete collections, until a sweep that began after the
+        // last change has completed: everything owed is counted (checked
+        // in `collect`), and the exporter knows where every event's webhook
+        // state stands.
+        let mut completed = 0;
+        for _ in 0..1000 {
+            let step = self.collect(&Collection::clean(1000)).map(|w| w.step);
+            if matches!(step, Some(Step::Covered | Step::Completed | Step::Walk)) {
+                completed += 1;
+                if completed == 2 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(completed, 2, "the final sweeps never completed");
         if !self.world.activities {
             for (i, s) in STATES.iter().enumerate() {
                 let now = self.world.state.values().filter(|x| **x == i).count();
