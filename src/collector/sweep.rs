@@ -57,11 +57,12 @@ impl SweepState {
 
     /// The head reads on past a page whose oldest message is at least this
     /// recent: newer than `head_mark`, or within `head_age` seconds of `now`.
+    /// Without a mark no message was ever read: every one is new.
     pub fn head_from(&self, now: i64, head_age: i64) -> i64 {
         let young = now.saturating_sub(head_age);
         match self.head_mark {
             Some(m) => young.min(m.saturating_add(1)),
-            None => young,
+            None => i64::MIN,
         }
     }
 
@@ -171,7 +172,8 @@ mod tests {
     #[test]
     fn head_reads_new_and_young_messages_and_never_trusts_the_future() {
         let mut s = SweepState::default();
-        assert_eq!(s.head_from(1_000, 300), 700);
+        // Nothing read yet: every message is new.
+        assert_eq!(s.head_from(1_000, 300), i64::MIN);
         s.head_read(Some(900), 1_000);
         // Young (since 700), or new since the last head (after 900).
         assert_eq!(s.head_from(1_000, 300), 700);
