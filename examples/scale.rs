@@ -1,8 +1,9 @@
 //! Scale program: the exporter (in process, on its own Tokio runtime) against
 //! the simulator (on another) with N phone numbers x P pages of history and a
 //! per-request latency; it scrapes and prints, per scrape, the wall time
-//! against the floor P x latency x ceil(N / concurrency), the Graph API
-//! requests, the exporter's CPU seconds, the process RSS, and the bytes of
+//! against the floor (the pages each number's collection read, P for the
+//! baseline and at most 1 + `sweep_pages` in steady state, x latency x
+//! ceil(N / concurrency)), the Graph API requests, the exporter's CPU seconds, the process RSS, and the bytes of
 //! seen-state per remembered event.
 //!
 //!   cargo run --release --example scale -- --phones 1000 --pages 3 --latency-ms 50 --concurrency 64
@@ -134,7 +135,6 @@ fn main() -> anyhow::Result<()> {
             * (pages as u32)
             * args.phones.div_ceil(args.concurrency) as u32
     };
-    let mut floor = floor_for(args.pages);
     println!(
         "{} phone numbers x {} pages ({} events each), {} WABAs, latency {} ms, concurrency {}",
         args.phones,
@@ -145,8 +145,8 @@ fn main() -> anyhow::Result<()> {
         args.concurrency
     );
     println!(
-        "floor P x latency x ceil(N / concurrency) = {:.2} s; simulator RSS before the exporter: {} MiB",
-        floor.as_secs_f64(),
+        "floor: pages per number x latency x ceil(N / concurrency) (baseline {:.2} s); simulator RSS before the exporter: {} MiB",
+        floor_for(args.pages).as_secs_f64(),
         rss_sim / 1024
     );
     println!(
@@ -174,8 +174,6 @@ fn main() -> anyhow::Result<()> {
     let mut remembered = 0.0;
     for step in steps {
         if step.starts_with("new traffic") {
-            // One more message makes one more page when the history was full pages.
-            floor = floor_for((messages + 1).div_ceil(100));
             for p in &phones {
                 sim.add_message(
                     p,
@@ -192,6 +190,13 @@ fn main() -> anyhow::Result<()> {
         let start = Instant::now();
         let text = client_rt.block_on(async { client.get(&url).send().await?.text().await })?;
         let wall = start.elapsed();
+        let made = sim.total_requests() - requests;
+        // The message_history pages each number read (the rest are the
+        // WABAs' activities calls, one each).
+        let per_number = made
+            .saturating_sub(wabas.len() as u64)
+            .div_ceil(args.phones.max(1) as u64);
+        let floor = floor_for(per_number as usize);
         remembered = sum(&text, "whatsapp_seen_events{");
         let up = sum(&text, "whatsapp_up{");
         anyhow::ensure!(
@@ -207,7 +212,7 @@ fn main() -> anyhow::Result<()> {
             } else {
                 wall.as_secs_f64() / floor.as_secs_f64()
             },
-            sim.total_requests() - requests,
+            made,
             exporter_cpu_seconds() - cpu,
             cpu_seconds("sim") - sim_cpu,
             rss_kib("VmRSS") / 1024,
