@@ -17,7 +17,8 @@
 //!   response types (`model`), the pull pager (`paging`), usage headers (`usage`), the API
 //!   budget: throttling, hourly cap (`budget`).
 //! - [`collector`]: the fleet of targets, one generation at a time (`fleet`, `generation`);
-//!   one target's collection (`collect`) through one driver (`driver`) over the target's
+//!   one target's collection (`collect`) through one driver (`driver`: one walk to seen data,
+//!   or a head and the next pages of a rolling sweep of the window, `sweep`) over the target's
 //!   state steps (`target`); the two collectors (`activities`, `message_history`: new events
 //!   and changes of their webhook state after first sight), what a target remembers of each
 //!   event and message (`seen`), persistence (`state_file`), phone number listing (`discovery`), `collect:`

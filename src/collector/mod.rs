@@ -7,7 +7,8 @@
 //! discovery change. A collection of one target ([`collect`]) checks the
 //! reuse window and the budget, then runs the one [`driver`] with the
 //! target's collector ([`activities`] or [`message_history`]) over the
-//! synchronous steps of its state ([`target`]).
+//! synchronous steps of its state ([`target`]); message_history's pages are
+//! read by a head and a rolling [`sweep`] of its window.
 
 pub mod activities;
 pub mod collect;

@@ -213,7 +213,7 @@ async fn every_query_runs_on_a_real_prometheus_and_shows_data() {
             checked += 1;
         }
     }
-    // 4 variables, 17 overview queries (14 panels), 11 health queries.
-    assert_eq!(checked, 4 + 17 + 11);
+    // 4 variables, 17 overview queries (14 panels), 12 health queries.
+    assert_eq!(checked, 4 + 17 + 12);
     stack.stop().await;
 }
