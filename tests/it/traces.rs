@@ -350,6 +350,8 @@ async fn spans_of_one_scrape(protocol: &str) {
     assert_eq!(phone.attr("events_new"), "1");
     assert_eq!(phone.attr("events_seen"), "0");
     assert_eq!(phone.attr("baseline"), "true");
+    assert_eq!(phone.attr("sweep"), "baseline");
+    assert_eq!(collections[WABA].attr("sweep"), "none");
     let failing = collections[PHONE2];
     assert_eq!(failing.attr("outcome"), "failed");
     assert_eq!(failing.attr("error_code"), "100");
@@ -422,6 +424,8 @@ async fn spans_of_one_scrape(protocol: &str) {
     assert_eq!(second.attr("events_new"), "0");
     assert_eq!(second.attr("events_seen"), "1");
     assert_eq!(second.attr("baseline"), "false");
+    // One page: the head read the whole window.
+    assert_eq!(second.attr("sweep"), "covered");
 
     assert!(terminate(running).await.success());
     let log = std::fs::read_to_string(log_path(&cfg)).unwrap();
