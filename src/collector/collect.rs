@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use crate::collector::driver::{Collect, run};
 use crate::collector::generation::{Generation, Member};
-use crate::collector::sweep::{Reach, Walked};
+use crate::collector::sweep::Walked;
 use crate::collector::target::{TargetState, Walk};
 use crate::config::CollectorKind;
 use crate::error::GraphError;
@@ -79,36 +79,12 @@ async fn collect_in_span(
     st.last_attempt = Some(started);
     span.record("baseline", !st.baseline_done);
     let mut walk = st.begin(g.settings.edge());
-    let reach = Reach {
-        max_pages: g.settings.max_pages,
-        sweep_pages: g.settings.sweep_pages,
-        head_age: g.settings.head_age.as_secs() as i64,
-        now: unix_now(),
-    };
     let (pages, result) = match spec.collector {
         CollectorKind::Activities => {
-            walk_edge(
-                &g.activities,
-                g,
-                member,
-                &mut st,
-                &mut walk,
-                &reach,
-                deadline,
-            )
-            .await
+            walk_edge(&g.activities, g, member, &mut st, &mut walk, deadline).await
         }
         CollectorKind::MessageHistory => {
-            walk_edge(
-                &g.message_history,
-                g,
-                member,
-                &mut st,
-                &mut walk,
-                &reach,
-                deadline,
-            )
-            .await
+            walk_edge(&g.message_history, g, member, &mut st, &mut walk, deadline).await
         }
     };
     let baseline_established = st.finish(&walk, result.is_ok());
@@ -179,7 +155,6 @@ async fn walk_edge<C: Collect>(
     member: &Member,
     st: &mut TargetState,
     walk: &mut Walk,
-    reach: &Reach,
     deadline: Option<Instant>,
 ) -> (u32, Result<Walked, GraphError>) {
     let spec = &member.spec;
@@ -195,7 +170,8 @@ async fn walk_edge<C: Collect>(
         },
         g.settings.max_pages,
     );
-    let result = run(collector, &mut pager, &spec.id, st, walk, reach).await;
+    let reach = g.settings.reach(unix_now());
+    let result = run(collector, &mut pager, &spec.id, st, walk, &reach).await;
     collector.settle(&spec.id, st, walk, crate::collector::settings::unix_now());
     (pager.pages(), result)
 }

@@ -1,8 +1,10 @@
-//! `collect:` in the form the collectors use, and the lookback edge.
+//! `collect:` in the form the collectors use, the lookback edge, and how far
+//! a collection reads.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::collector::sweep::Reach;
 use crate::config::LoadedConfig;
 
 /// Settings of `collect:` in the form the collectors use.
@@ -49,6 +51,16 @@ impl From<&LoadedConfig> for CollectSettings {
 }
 
 impl CollectSettings {
+    /// How far a collection starting at `now` (unix seconds) reads.
+    pub fn reach(&self, now: f64) -> Reach {
+        Reach {
+            max_pages: self.max_pages,
+            sweep_pages: self.sweep_pages,
+            head_age: i64::try_from(self.head_age.as_secs()).unwrap_or(i64::MAX),
+            now,
+        }
+    }
+
     /// The lookback edge now, in unix seconds.
     pub fn edge(&self) -> i64 {
         unix_now() - self.lookback.as_secs() as i64
