@@ -14,7 +14,7 @@
 use serde::de::DeserializeOwned;
 
 use crate::collector::sweep::{Reach, Step, Walked};
-use crate::collector::target::{Phase, Scan, TargetState, Walk};
+use crate::collector::target::{Phase, Scan, TargetState, Walk, widen};
 use crate::error::GraphError;
 use crate::graph::model::Page;
 use crate::graph::{Edge, End, PageSource, Pager};
@@ -72,11 +72,8 @@ where
         collector.count(id, &scan.found, st, walk.counting);
         st.absorb(&scan);
         walk.at_edge |= scan.edge;
-        if let Some((old, new)) = scan.messages {
-            walk.messages = Some(match walk.messages {
-                Some((o, n)) => (o.min(old), n.max(new)),
-                None => (old, new),
-            });
+        if let Some((oldest, newest)) = scan.messages {
+            walk.messages = widen(walk.messages, oldest, newest);
         }
         if scan.stop {
             return Ok(End::Stopped);

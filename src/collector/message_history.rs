@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::collector::driver::Collect;
 use crate::collector::seen::Mark;
-use crate::collector::target::{Phase, Scan, TargetState, Walk};
+use crate::collector::target::{Phase, Scan, TargetState, Walk, widen};
 use crate::fnv;
 use crate::graph::Edge;
 use crate::graph::model::{MessageHistory, Page, StatusEvent};
@@ -116,10 +116,7 @@ pub fn scan_page<'p>(
         let first_sent = sent.map(|(_, n)| n);
         let sent = sent.map(|(t, _)| t);
         if let Some(t) = first {
-            scan.messages = Some(match scan.messages {
-                Some((o, n)) => (o.min(t), n.max(t)),
-                None => (t, t),
-            });
+            scan.messages = widen(scan.messages, t, t);
         }
         // Older than what the baseline reached: history, not news.
         let history = walk.floor.is_some_and(|f| first.is_some_and(|t| t < f));

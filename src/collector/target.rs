@@ -109,6 +109,11 @@ pub enum Phase {
     Sweep,
 }
 
+/// `range` (oldest, newest) widened to take in `lo..=hi`.
+pub fn widen(range: Option<(i64, i64)>, lo: i64, hi: i64) -> Option<(i64, i64)> {
+    Some(range.map_or((lo, hi), |(o, n)| (o.min(lo), n.max(hi))))
+}
+
 impl Walk {
     /// Starts `phase`: forgets what the previous phase's pages held.
     pub fn enter(&mut self, phase: Phase) {
