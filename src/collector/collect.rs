@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use crate::collector::driver::{Collect, run};
 use crate::collector::generation::{Generation, Member};
+use crate::collector::state_file;
 use crate::collector::sweep::Walked;
 use crate::collector::target::{TargetState, Walk};
 use crate::config::CollectorKind;
@@ -19,13 +20,14 @@ use crate::error::GraphError;
 use crate::graph::{EdgeRequest, Pager};
 use crate::metrics::{Metrics, unix_now};
 
-/// Collects `member` of generation `g`. Returns whether its state changed.
+/// Collects `member` of generation `g`, and writes what changed to the state
+/// store before it returns (so what a scrape shows is durable).
 pub async fn collect(
     g: &Generation,
     member: &Member,
     metrics: &Metrics,
     deadline: Option<Instant>,
-) -> bool {
+) {
     let l = &member.target.labels;
     let span = tracing::info_span!(
         "collection",
@@ -52,7 +54,7 @@ async fn collect_in_span(
     metrics: &Metrics,
     deadline: Option<Instant>,
     span: Span,
-) -> bool {
+) {
     let target = &member.target;
     let spec = &member.spec;
     let _pending = target.pending_guard();
@@ -60,21 +62,21 @@ async fn collect_in_span(
     if target.is_retired() {
         // Dropped by a reload or discovery while this scrape waited.
         span.record("outcome", "retired");
-        return false;
+        return;
     }
     let started = Instant::now();
     if let Some(last) = st.last_attempt
         && started.duration_since(last) < g.settings.min_interval
     {
         span.record("outcome", "reused");
-        return false;
+        return;
     }
     let budget = g.client.budget();
     if budget.hold(&spec.id, &spec.token).is_some() {
         // Serve the last values; no call, and `up` keeps the last collection's result.
         metrics.api.set_throttled(&spec.id, true);
         span.record("outcome", "throttled");
-        return false;
+        return;
     }
     st.last_attempt = Some(started);
     span.record("baseline", !st.baseline_done);
@@ -145,7 +147,17 @@ async fn collect_in_span(
             report_failure(&mut st, &e);
         }
     }
-    st.dirty
+    if let Some(store) = &g.store {
+        let key = state_file::target_key(l.collector, &l.target);
+        if let Some(write) = st.store_write(key, unix_now() as i64) {
+            let result = store.write(write).await;
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "cannot write the target's state to the state store; the next collection writes all of it");
+            }
+            st.written(result.is_ok());
+            m.state_written(result.is_ok());
+        }
+    }
 }
 
 /// Walks `member`'s edge with `collector`; returns the pages fetched and how it went.

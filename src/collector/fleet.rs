@@ -5,8 +5,8 @@
 //! scrape deadline), and collects exactly the generation that comes out; a
 //! reload builds the next generation from the configuration file. Swaps are
 //! made one at a time; a target kept across a swap is the same target, so a
-//! collection in flight during a swap loses nothing it saw. The fleet also
-//! writes the seen-state, one writer at a time.
+//! collection in flight during a swap loses nothing it saw. The fleet opens
+//! the state store once; each collection writes what it changed to it.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -20,6 +20,7 @@ use crate::collector::collect;
 use crate::collector::discovery::Discovery;
 use crate::collector::generation::{Generation, Member, Parts};
 use crate::collector::settings::CollectSettings;
+use crate::collector::store::{Opened, Store, StoreError};
 use crate::config::{
     CollectorKind, Config, ConfigError, LoadedConfig, Shard, ShardError, TargetSpec,
 };
@@ -60,6 +61,9 @@ pub enum FleetError {
     /// The shard cannot be determined.
     #[error(transparent)]
     Shard(#[from] ShardError),
+    /// The state store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The selected target is not collected by this process.
@@ -77,8 +81,6 @@ pub struct Fleet {
     options: FleetOptions,
     /// One swap at a time (reload, discovery change).
     swap: tokio::sync::Mutex<()>,
-    /// One state file writer at a time.
-    writer: tokio::sync::Mutex<()>,
 }
 
 impl Fleet {
@@ -89,6 +91,14 @@ impl Fleet {
         metrics: Metrics,
     ) -> Result<Fleet, FleetError> {
         let budget = Budget::new(BudgetSettings::from(&loaded.config.collect));
+        let store = match &loaded.config.state_file {
+            Some(path) => {
+                let store = open_store(path, loaded)?;
+                metrics.collection.store_opened();
+                Some(Arc::new(store))
+            }
+            None => None,
+        };
         let parts = parts(
             loaded,
             &budget,
@@ -96,6 +106,7 @@ impl Fleet {
             options.shard,
             Arc::new(Discovery::new(loaded)),
             Vec::new(),
+            store,
         )?;
         metrics
             .process
@@ -108,7 +119,6 @@ impl Fleet {
             budget,
             options,
             swap: tokio::sync::Mutex::new(()),
-            writer: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -187,14 +197,11 @@ impl Fleet {
 
     async fn collect_members(&self, g: &Generation, members: &[Member], deadline: Option<Instant>) {
         let metrics = &self.metrics;
-        let changed = futures_util::stream::iter(members.iter().cloned())
+        futures_util::stream::iter(members.iter().cloned())
             .map(|m| async move { collect::collect(g, &m, metrics, deadline).await })
             .buffer_unordered(g.settings.concurrency)
-            .fold(false, |acc, dirty| async move { acc | dirty })
+            .for_each(|()| async {})
             .await;
-        if changed {
-            self.save(None).await;
-        }
     }
 
     /// Lists phone numbers if `discovery.interval` has passed; when the
@@ -228,11 +235,10 @@ impl Fleet {
             shard: cur.shard,
             client: cur.client.clone(),
             settings: cur.settings.clone(),
-            state_file: cur.state_file.clone(),
+            store: cur.store.clone(),
         };
         let next = Arc::new(cur.next(parts, &self.metrics).await);
         self.swap_in(next.clone());
-        self.save(None).await;
         next
     }
 
@@ -266,6 +272,9 @@ impl Fleet {
         let discovery = Arc::new(Discovery::new(&loaded));
         discovery.take_over(&cur.discovery).await;
         let discovered = discovery.targets().await;
+        if loaded.config.state_file != cur.store.as_ref().map(|s| s.path().to_path_buf()) {
+            tracing::warn!("state_file changed: the new path takes effect at the next start");
+        }
         let parts = parts(
             &loaded,
             &self.budget,
@@ -273,6 +282,7 @@ impl Fleet {
             self.options.shard,
             discovery,
             discovered,
+            cur.store.clone(),
         )?;
         let shard = parts.shard;
         let next = Arc::new(cur.next(parts, &self.metrics).await);
@@ -281,28 +291,22 @@ impl Fleet {
         self.metrics
             .process
             .set_shard(shard.map(|s| (s.index, s.count)));
-        self.save(None).await;
         Ok(n)
     }
 
-    /// Writes the state file of the generation in force (see
-    /// [`Generation::save_state`] for what `deadline` changes).
-    pub async fn save(&self, deadline: Option<Instant>) {
-        let _one_writer = match deadline {
-            None => self.writer.lock().await,
-            Some(d) => match tokio::time::timeout_at(d.into(), self.writer.lock()).await {
-                Ok(w) => w,
-                Err(_) => {
-                    tracing::warn!(
-                        "a write of the state file is still in progress; not writing again"
-                    );
-                    return;
-                }
-            },
+    /// At shutdown: waits (until `deadline`) for the state store's writes
+    /// in flight and closes it. A collection still running after that
+    /// cannot write; what it found is read again after the restart.
+    pub async fn close(&self, deadline: Instant) {
+        let Some(store) = self.current().store.clone() else {
+            return;
         };
-        self.current()
-            .save_state(&self.metrics.collection, deadline)
-            .await;
+        if tokio::time::timeout_at(deadline.into(), store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("state store writes still in progress at the shutdown timeout");
+        }
     }
 }
 
@@ -314,6 +318,7 @@ fn parts(
     shard_flag: Option<Shard>,
     discovery: Arc<Discovery>,
     discovered: Vec<TargetSpec>,
+    store: Option<Arc<Store>>,
 ) -> Result<Parts, FleetError> {
     // A reload must not forget holds and call counts: the budget's state is shared.
     let budget = Arc::new(budget.with_settings(BudgetSettings::from(&loaded.config.collect)));
@@ -326,8 +331,28 @@ fn parts(
         shard,
         client,
         settings: CollectSettings::from(loaded),
-        state_file: loaded.config.state_file.clone(),
+        store,
     })
+}
+
+/// Opens the state store at `path`, saying how it was found.
+fn open_store(path: &std::path::Path, loaded: &LoadedConfig) -> Result<Store, StoreError> {
+    let edge = CollectSettings::from(loaded).edge();
+    let (store, opened) = Store::open(path, edge)?;
+    let path = path.display();
+    match opened {
+        Opened::New => tracing::info!(%path, "state store created"),
+        Opened::Existing => tracing::info!(%path, "state store opened"),
+        Opened::Imported { targets, migrated } => tracing::info!(
+            %path,
+            targets,
+            migrated = %migrated.display(),
+            "JSON state file imported into the state store; the JSON file is kept"
+        ),
+        // Logged as an error where it was moved.
+        Opened::SetAside { .. } => {}
+    }
+    Ok(store)
 }
 
 /// `--shard` if given, else the config file's `shard:`.

@@ -5,19 +5,18 @@
 //! [`Target`] (its state, its collection in flight), so nothing it saw is lost.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::collector::activities::ActivitiesCollector;
 use crate::collector::discovery::Discovery;
 use crate::collector::message_history::MessageHistoryCollector;
 use crate::collector::settings::CollectSettings;
-use crate::collector::state_file::{self, StateFile};
+use crate::collector::state_file;
+use crate::collector::store::Store;
 use crate::collector::target::{Target, TargetState};
 use crate::config::{Shard, TargetSpec};
 use crate::graph::GraphClient;
-use crate::metrics::{CollectionMetrics, Metrics, TargetLabels};
+use crate::metrics::{Metrics, TargetLabels};
 
 /// A target of a generation: what to collect and its state.
 #[derive(Debug, Clone)]
@@ -42,8 +41,8 @@ pub struct Parts {
     pub client: GraphClient,
     /// `collect:`.
     pub settings: CollectSettings,
-    /// `state_file:`.
-    pub state_file: Option<PathBuf>,
+    /// The state store (`state_file:`), opened once for the process.
+    pub store: Option<Arc<Store>>,
 }
 
 /// One generation: immutable once built.
@@ -54,7 +53,7 @@ pub struct Generation {
     pub(super) shard: Option<Shard>,
     pub(super) client: GraphClient,
     pub(super) settings: CollectSettings,
-    pub(super) state_file: Option<PathBuf>,
+    pub(super) store: Option<Arc<Store>>,
     pub(super) activities: ActivitiesCollector,
     pub(super) message_history: MessageHistoryCollector,
 }
@@ -76,34 +75,18 @@ impl Generation {
             shard: parts.shard,
             client: parts.client,
             settings: parts.settings,
-            state_file: parts.state_file,
+            store: parts.store,
         }
     }
 
-    /// The first generation of the process: every target restored from the
-    /// state file if it has a record there (an unusable file is set aside).
+    /// The first generation of the process: every target restored from its
+    /// record in the state store, if it has one.
     pub fn first(parts: Parts, metrics: &Metrics) -> Generation {
-        let mut saved = parts
-            .state_file
-            .as_deref()
-            .map(|p| match state_file::load(p) {
-                Ok(f) => f,
-                Err(e) => {
-                    let aside = state_file::set_aside(p);
-                    tracing::error!(
-                        error = %e,
-                        set_aside = ?aside.ok(),
-                        "state file unusable; starting with a baseline for every target"
-                    );
-                    StateFile::default()
-                }
-            })
-            .unwrap_or_default();
         let edge = parts.settings.edge();
         let members = parts
             .targets
             .iter()
-            .map(|spec| fresh(metrics, spec, &mut saved, edge))
+            .map(|spec| fresh(metrics, spec, parts.store.as_deref(), edge))
             .collect();
         Generation::assemble(parts, members, metrics)
     }
@@ -116,7 +99,6 @@ impl Generation {
     pub async fn next(&self, parts: Parts, metrics: &Metrics) -> Generation {
         let mut old: HashMap<&TargetLabels, &Member> =
             self.members.iter().map(|m| (&m.target.labels, m)).collect();
-        let mut saved: Option<StateFile> = None;
         let edge = parts.settings.edge();
         let mut members = Vec::with_capacity(parts.targets.len());
         for spec in &parts.targets {
@@ -125,16 +107,7 @@ impl Generation {
                     spec: spec.clone(),
                     target: kept.target.clone(),
                 }),
-                None => {
-                    let file = saved.get_or_insert_with(|| {
-                        parts
-                            .state_file
-                            .as_deref()
-                            .and_then(|p| state_file::load(p).ok())
-                            .unwrap_or_default()
-                    });
-                    members.push(fresh(metrics, spec, file, edge));
-                }
+                None => members.push(fresh(metrics, spec, parts.store.as_deref(), edge)),
             }
         }
         let ids: HashSet<&str> = parts.targets.iter().map(|s| s.id.as_str()).collect();
@@ -142,6 +115,14 @@ impl Generation {
             gone.target.retire().await;
             let l = &gone.target.labels;
             metrics.forget_target(l, ids.contains(l.target.as_str()));
+        }
+        // A removed target's record stays (it may come back) until it falls behind the lookback.
+        if let Some(store) = &parts.store {
+            let keep = members
+                .iter()
+                .map(|m| state_file::target_key(m.target.labels.collector, &m.target.labels.target))
+                .collect();
+            store.forget_before(edge, keep);
         }
         Generation::assemble(parts, members, metrics)
     }
@@ -164,72 +145,21 @@ impl Generation {
             .map(|m| m.target.labels.clone())
             .collect()
     }
-
-    /// Writes the state file (if configured) with every target whose
-    /// baseline is done. With a `deadline` (shutdown), a target whose
-    /// collection is still in flight then keeps the record it had in the
-    /// file, and nothing is written when nothing (not even a sweep's
-    /// position) changed since the last write: a stop before the first scrape keeps the records of numbers
-    /// not discovered yet.
-    pub async fn save_state(&self, metrics: &CollectionMetrics, deadline: Option<Instant>) {
-        let Some(path) = self.state_file.clone() else {
-            return;
-        };
-        let mut file = StateFile {
-            version: state_file::VERSION,
-            ..Default::default()
-        };
-        let mut previous: Option<StateFile> = None;
-        let mut changed = deadline.is_none();
-        for m in &self.members {
-            let l = &m.target.labels;
-            let key = state_file::target_key(l.collector, &l.target);
-            let locked = match deadline {
-                None => Some(m.target.state.lock().await),
-                Some(d) => tokio::time::timeout_at(d.into(), m.target.state.lock())
-                    .await
-                    .ok(),
-            };
-            let Some(mut st) = locked else {
-                changed = true;
-                let prev =
-                    previous.get_or_insert_with(|| state_file::load(&path).unwrap_or_default());
-                tracing::warn!(collector = l.collector, target = %l.target, "collection still in flight: its last saved state is kept");
-                if let Some(rec) = prev.targets.remove(&key) {
-                    file.targets.insert(key, rec);
-                }
-                continue;
-            };
-            if !st.baseline_done {
-                continue;
-            }
-            // At shutdown, a sweep's progress is worth a write of its own.
-            changed |= st.dirty || (deadline.is_some() && st.sweep_moved);
-            st.dirty = false;
-            st.sweep_moved = false;
-            file.targets.insert(key, st.record());
-        }
-        if !changed {
-            return;
-        }
-        let result = tokio::task::spawn_blocking(move || state_file::save(&path, &file))
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "cannot write the state file");
-        }
-        metrics.state_written(result.is_ok());
-    }
 }
 
 /// A target new to this process: its series created, and its record in the
-/// state file (`saved`), if any, restored and pruned at `edge`.
-fn fresh(metrics: &Metrics, spec: &TargetSpec, saved: &mut StateFile, edge: i64) -> Member {
-    let collector = spec.collector.as_str();
+/// state store, if any, restored and pruned at `edge`. A record that cannot
+/// be read is logged and the target takes a baseline.
+fn fresh(metrics: &Metrics, spec: &TargetSpec, store: Option<&Store>, edge: i64) -> Member {
+    let key = state_file::target_key(spec.collector.as_str(), &spec.id);
+    let saved = store.and_then(|s| match s.load(&key) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(collector = spec.collector.as_str(), target = %spec.id, error = %e, "cannot read the target's saved state; it takes a baseline");
+            None
+        }
+    });
     let state = saved
-        .targets
-        .remove(&state_file::target_key(collector, &spec.id))
         .map(|rec| TargetState::restored(rec, edge))
         .unwrap_or_default();
     let last_event = state.last_event;

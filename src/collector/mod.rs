@@ -20,6 +20,7 @@ pub mod message_history;
 pub mod seen;
 pub mod settings;
 pub mod state_file;
+pub mod store;
 pub mod sweep;
 pub mod target;
 

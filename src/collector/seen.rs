@@ -52,13 +52,15 @@ impl Mark {
         }
     }
 
-    fn pack(self) -> u64 {
+    /// The mark as the 64 bits it is stored in (the state store keeps these).
+    pub fn pack(self) -> u64 {
         let t = self.time.clamp(0, i64::from(u32::MAX)) as u64;
         let state = self.state.min(Interned::OTHER) | u8::from(self.undelivered) << 7;
         t | u64::from(state) << 32 | u64::from(self.app) << 40 | u64::from(self.error) << 48
     }
 
-    fn unpack(v: u64) -> Mark {
+    /// The mark of 64 stored bits.
+    pub fn unpack(v: u64) -> Mark {
         let state = (v >> 32) as u8;
         Mark {
             time: (v & 0xffff_ffff) as i64,
@@ -71,11 +73,28 @@ impl Mark {
 }
 
 /// The remembered events of one target: key -> [`Mark`].
+///
+/// It also logs the keys whose mark was set or removed since the log was
+/// last taken ([`SeenEvents::take_changes`]), so the state store writes what
+/// a collection changed rather than everything.
 #[derive(Debug, Clone, Default)]
 pub struct SeenEvents {
     /// `(key, packed mark)`; key [`EMPTY`] is a free slot.
     slots: Vec<(u64, u64)>,
     len: usize,
+    /// Keys changed since the log was taken (with repeats).
+    log: Vec<u64>,
+    /// The log overflowed or was given up: everything is to be written.
+    all_changed: bool,
+}
+
+/// What changed in a [`SeenEvents`] since the log was last taken.
+#[derive(Debug, PartialEq)]
+pub enum Changes {
+    /// Everything: write every entry, drop what else was stored.
+    All(Vec<(u64, Mark)>),
+    /// These keys: their mark now, or `None` if removed.
+    Keys(Vec<(u64, Option<Mark>)>),
 }
 
 impl PartialEq for SeenEvents {
@@ -153,15 +172,19 @@ impl SeenEvents {
         }
         match self.find(key) {
             Ok(i) => {
-                let old = Mark::unpack(self.slots[i].1);
-                let new = mark(Some(old)).pack();
+                let was = self.slots[i].1;
+                let new = mark(Some(Mark::unpack(was))).pack();
                 self.slots[i].1 = new;
-                (Some(old), Mark::unpack(new))
+                if new != was {
+                    self.logged(key);
+                }
+                (Some(Mark::unpack(was)), Mark::unpack(new))
             }
             Err(i) => {
                 let new = mark(None).pack();
                 self.slots[i] = (key, new);
                 self.len += 1;
+                self.logged(key);
                 (None, Mark::unpack(new))
             }
         }
@@ -213,6 +236,8 @@ impl SeenEvents {
     /// may move there (their home is not between the hole and them).
     fn remove_at(&mut self, mut hole: usize) {
         let n = self.slots.len();
+        let key = self.slots[hole].0;
+        self.logged(key);
         self.slots[hole] = (EMPTY, 0);
         self.len -= 1;
         let mut j = hole;
@@ -257,13 +282,51 @@ impl SeenEvents {
             .map(|(k, v)| (*k, Mark::unpack(*v)))
     }
 
-    /// Rebuilds from state-file entries.
+    /// Rebuilds from stored entries (nothing logged: they are stored already).
     pub fn from_entries(entries: impl IntoIterator<Item = (u64, Mark)>) -> Self {
         let mut s = SeenEvents::default();
         for (k, m) in entries {
             s.insert(k, m);
         }
+        s.log.clear();
         s
+    }
+
+    fn logged(&mut self, key: u64) {
+        if self.all_changed {
+            return;
+        }
+        // Past twice the entries (plus slack) the log is worth less than a full write.
+        if self.log.len() >= 2 * self.len + 1024 {
+            self.all_changed = true;
+            self.log = Vec::new();
+        } else {
+            self.log.push(key);
+        }
+    }
+
+    /// Everything is to be written at the next [`SeenEvents::take_changes`]
+    /// (a write failed, or what was stored is unknown).
+    pub fn mark_all_changed(&mut self) {
+        self.all_changed = true;
+        self.log = Vec::new();
+    }
+
+    /// Whether anything changed since the log was last taken.
+    pub fn has_changes(&self) -> bool {
+        self.all_changed || !self.log.is_empty()
+    }
+
+    /// What changed since the last call, and clears the log.
+    pub fn take_changes(&mut self) -> Changes {
+        if std::mem::take(&mut self.all_changed) {
+            self.log = Vec::new();
+            return Changes::All(self.entries().collect());
+        }
+        let mut keys = std::mem::take(&mut self.log);
+        keys.sort_unstable();
+        keys.dedup();
+        Changes::Keys(keys.into_iter().map(|k| (k, self.get(k))).collect())
     }
 }
 
@@ -333,6 +396,32 @@ mod tests {
         assert_eq!(s.prune(60), 1);
         assert!(s.contains(1) && !s.contains(2));
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn the_change_log_holds_what_changed_once() {
+        let mut s = SeenEvents::from_entries([(1, Mark::at(100)), (2, Mark::at(50))]);
+        assert!(!s.has_changes(), "restored entries are stored already");
+        s.insert(1, Mark::at(100)); // same mark: no change
+        s.insert(3, Mark::at(120));
+        s.insert(3, Mark::at(121));
+        s.prune(60);
+        assert_eq!(
+            s.take_changes(),
+            Changes::Keys(vec![(2, None), (3, Some(Mark::at(121)))])
+        );
+        assert_eq!(s.take_changes(), Changes::Keys(vec![]));
+        s.mark_all_changed();
+        let Changes::All(mut all) = s.take_changes() else {
+            panic!("a full write")
+        };
+        all.sort_unstable_by_key(|e| e.0);
+        assert_eq!(all, vec![(1, Mark::at(100)), (3, Mark::at(121))]);
+        // A log longer than the set is worth becomes a full write.
+        for t in 0..3_000 {
+            s.insert(1, Mark::at(t));
+        }
+        assert!(matches!(s.take_changes(), Changes::All(v) if v.len() == 2));
     }
 
     #[test]

@@ -1,10 +1,7 @@
-//! The optional state file: what each target has seen, so a restart neither
-//! re-counts history nor loses the events that happened while it was down.
+//! The JSON state file of earlier releases, and the record of one target's
+//! seen-state that the state store ([`crate::collector::store`]) keeps.
 //!
-//! Versioned JSON, written atomically (temporary file, fsync, rename). Only
-//! targets whose baseline is done have an entry; entries are pruned past the
-//! lookback like the in-memory state, which bounds the file's size.
-//!
+//! A JSON file is only read: the store imports it once at start-up.
 //! Version 2 keeps, per event, the webhook state, application and error
 //! fingerprint it was last seen with, and whether it is the SENT event of a
 //! message still on its way (`[key, time, state, app, error, undelivered]`,
@@ -13,7 +10,6 @@
 //! state they are next seen with, without counting a change.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::de::{SeqAccess, Visitor};
@@ -43,7 +39,7 @@ pub struct TargetRecord {
     #[serde(default)]
     pub last_event_timestamp: Option<i64>,
     /// `[key, event time, state, app, error, undelivered]` per event (`[key, event time]` in version 1).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seen: Vec<SeenRecord>,
     /// The last activities walk failed partway (see `TargetState::partial`).
     #[serde(default)]
@@ -155,38 +151,6 @@ pub fn load(path: &Path) -> Result<StateFile, StateError> {
     Ok(file)
 }
 
-/// Moves an unusable file aside (`<name>.invalid`) so nothing is lost when a new one is written.
-pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
-    let mut aside = path.as_os_str().to_owned();
-    aside.push(".invalid");
-    let aside = PathBuf::from(aside);
-    std::fs::rename(path, &aside)?;
-    Ok(aside)
-}
-
-/// Writes the file atomically.
-pub fn save(path: &Path, state: &StateFile) -> std::io::Result<()> {
-    let json = serde_json::to_vec(state).map_err(std::io::Error::other)?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&json)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    // Make the rename itself durable.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,7 +198,7 @@ mod tests {
                 },
             },
         );
-        save(&path, &s).unwrap();
+        std::fs::write(&path, serde_json::to_vec(&s).unwrap()).unwrap();
         assert_eq!(load(&path).unwrap(), s);
         // Version 1, as the previous release wrote it: events without state.
         std::fs::write(
@@ -257,8 +221,6 @@ mod tests {
         assert!(matches!(load(&path), Err(StateError::Version(_, 9))));
         std::fs::write(&path, b"garbage").unwrap();
         assert!(matches!(load(&path), Err(StateError::Invalid(..))));
-        let aside = set_aside(&path).unwrap();
-        assert_eq!(std::fs::read(&aside).unwrap(), b"garbage");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 
 use crate::collector::seen::{Interned, SeenEvents};
 use crate::collector::state_file::{SeenRecord, TargetRecord};
+use crate::collector::store::TargetWrite;
 use crate::collector::sweep::SweepState;
 use crate::config::TargetSpec;
 use crate::metrics::TargetLabels;
@@ -146,7 +147,7 @@ pub struct TargetState {
     pub applications: HashSet<String>,
     /// `error_code` of the failure in progress, for one log line per failure state.
     pub failing: Option<String>,
-    /// Changed since the state file was last written.
+    /// Changed since the state store was last written.
     pub dirty: bool,
     /// The last walk failed after remembering records, so the next one
     /// reads the whole window instead of stopping at seen records.
@@ -155,8 +156,7 @@ pub struct TargetState {
     pub tally: Tally,
     /// Where the sweep of the window stands (message_history).
     pub sweep: SweepState,
-    /// The sweep moved since the state file was last written: not worth a
-    /// write by itself, but written at shutdown.
+    /// The sweep moved since the state store was last written.
     pub sweep_moved: bool,
 }
 
@@ -181,19 +181,53 @@ impl TargetState {
         }
     }
 
-    /// What the state file keeps of it.
+    /// What the state store keeps of it.
     pub fn record(&self) -> TargetRecord {
         TargetRecord {
-            last_event_timestamp: self.last_event,
             seen: self
                 .seen
                 .entries()
                 .map(|(key, mark)| SeenRecord { key, mark })
                 .collect(),
+            ..self.record_without_events()
+        }
+    }
+
+    fn record_without_events(&self) -> TargetRecord {
+        TargetRecord {
+            last_event_timestamp: self.last_event,
+            seen: Vec::new(),
             partial: self.partial,
             webhook_states: self.states.values().to_vec(),
             applications: self.apps.values().to_vec(),
             sweep: self.sweep.clone(),
+        }
+    }
+
+    /// What the state store is to write after a collection: nothing before
+    /// the baseline is done or when nothing changed; else the record and the
+    /// events changed since the last write (taken from the change log: call
+    /// [`TargetState::written`] with how the write went).
+    pub fn store_write(&mut self, key: String, now: i64) -> Option<TargetWrite> {
+        if !self.baseline_done || !(self.dirty || self.sweep_moved || self.seen.has_changes()) {
+            return None;
+        }
+        Some(TargetWrite {
+            key,
+            record: self.record_without_events(),
+            changes: self.seen.take_changes(),
+            saved_at: now,
+        })
+    }
+
+    /// How the write of [`TargetState::store_write`] went: after a failure
+    /// the next write is of everything.
+    pub fn written(&mut self, ok: bool) {
+        if ok {
+            self.dirty = false;
+            self.sweep_moved = false;
+        } else {
+            self.seen.mark_all_changed();
         }
     }
 

@@ -131,7 +131,7 @@ impl CollectionMetrics {
         );
         exp.register(
             "whatsapp_state_file_writes",
-            "Writes of the state file by result",
+            "Writes of a target's state to the state store (state_file), one per collection that changed it, by result",
             Unscoped(m.state_writes.clone()),
         );
         m
@@ -156,7 +156,14 @@ impl CollectionMetrics {
             .inc_by(n);
     }
 
-    /// Counts a write of the state file.
+    /// Creates both write series at 0: the state store is in use.
+    pub fn store_opened(&self) {
+        for result in ["success", "failure"] {
+            self.state_writes.get_or_create(&ResultLabels { result });
+        }
+    }
+
+    /// Counts a write to the state store.
     pub fn state_written(&self, ok: bool) {
         let result = if ok { "success" } else { "failure" };
         self.state_writes

@@ -89,7 +89,7 @@ pub async fn run(
     }
     state
         .fleet
-        .save(Some(deadline.max(Instant::now() + Duration::from_secs(1))))
+        .close(deadline.max(Instant::now() + Duration::from_secs(1)))
         .await;
     Ok(())
 }

@@ -128,7 +128,7 @@ async fn discovered_numbers_resume_from_the_state_file_after_a_restart() {
     let yaml = format!(
         "graph_api:\n  base_url: {url}\naccounts:\n  - waba_id: \"{WABA}\"\n\
          collect:\n  min_interval: 0s\nstate_file: {}\n",
-        dir.join("state.json").display()
+        dir.join("state.db").display()
     );
     let exp = Exporter::start(&yaml).await;
     exp.scrape().await; // discovery and baseline

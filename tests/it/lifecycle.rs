@@ -22,10 +22,7 @@ async fn setup(dir: &Path) -> (Simulator, PathBuf) {
     sim.add_phone(PHONE3);
     let cfg = config_file_with_token_file(&url, dir);
     let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str(&format!(
-        "state_file: {}\n",
-        dir.join("state.json").display()
-    ));
+    text.push_str(&format!("state_file: {}\n", dir.join("state.db").display()));
     std::fs::write(&cfg, text).unwrap();
     (sim, cfg)
 }
@@ -154,8 +151,13 @@ async fn reload_keeps_kept_targets_drops_removed_ones_and_rejects_bad_configs() 
         "kept seen-state: nothing counted twice"
     );
     assert_eq!(sent(&m, PHONE3), Some(1.0));
-    let saved = std::fs::read_to_string(dir.join("state.json")).unwrap();
-    assert!(saved.contains(PHONE3) && !saved.contains(PHONE2), "{saved}");
+    // The new target is saved; the removed one's record stays until it
+    // falls behind the lookback (it may come back).
+    let saved = stored(&dir.join("state.db"));
+    assert!(
+        saved.contains_key(&format!("message_history/{PHONE3}")),
+        "{saved:?}"
+    );
 
     // A bad file is rejected and changes nothing.
     let good = std::fs::read_to_string(&cfg).unwrap();
@@ -227,9 +229,16 @@ async fn a_reload_during_a_collection_loses_nothing_it_saw() {
         "the event seen in flight counts"
     );
     sim.set_fault(PHONE, None);
-    let saved = std::fs::read_to_string(dir.join("state.json")).unwrap();
-    for t in [WABA, PHONE, PHONE2] {
-        assert!(saved.contains(t), "the state file lost {t}: {saved}");
+    let saved = stored(&dir.join("state.db"));
+    for t in [
+        format!("activities/{WABA}"),
+        format!("message_history/{PHONE}"),
+        format!("message_history/{PHONE2}"),
+    ] {
+        assert!(
+            saved.contains_key(&t),
+            "the state store lost {t}: {saved:?}"
+        );
     }
     let m = Metrics::parse(&get_text(&format!("{base}/metrics")).await);
     assert_eq!(sent(&m, PHONE), Some(1.0), "and only once");
@@ -327,11 +336,143 @@ async fn sigterm_finishes_the_scrape_in_flight_and_writes_the_state_file() {
     })
     .await;
     assert!(exit.success(), "{exit:?}");
-    let saved = std::fs::read_to_string(dir.join("state.json")).expect("state file written");
+    let saved = stored(&dir.join("state.db"));
     for key in [
         format!("message_history/{PHONE}"),
         format!("activities/{WABA}"),
     ] {
-        assert!(saved.contains(&key), "{key} not in {saved}");
+        assert!(saved.contains_key(&key), "{key} not in {saved:?}");
     }
+}
+
+/// 20 parallel `/probe` clients while messages arrive: no write of the
+/// state store fails, and a reader in another handle always finds it
+/// complete. A `kill -9` in the middle of a probe flood then loses no
+/// collection that completed: after the restart every event is remembered
+/// and nothing is counted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_flood_fails_no_write_and_kill_9_loses_no_completed_collection() {
+    let dir = temp_dir("probe-flood");
+    let (sim, cfg) = setup(&dir).await;
+    let store = dir.join("state.db");
+    let (running, base) = start_binary(&cfg, &dir).await;
+    get_text(&format!("{base}/metrics")).await; // baselines
+    async fn probe(base: &str, phone: &str) {
+        let url = format!("{base}/probe?target={phone}&collector=message_history");
+        let r = reqwest::get(url).await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let keys = [
+        format!("activities/{WABA}"),
+        format!("message_history/{PHONE}"),
+        format!("message_history/{PHONE2}"),
+    ];
+    // Phase 1: messages arrive while 20 clients probe.
+    let sent_total = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let clients: Vec<_> = (0..20)
+        .map(|i| {
+            let (sim, base, sent_total) = (sim.clone(), base.clone(), sent_total.clone());
+            tokio::spawn(async move {
+                let phone = if i % 2 == 0 { PHONE } else { PHONE2 };
+                for _ in 0..10 {
+                    sim.add_message(phone, vec![SimEvent::new("SENT", now())]);
+                    sent_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    probe(&base, phone).await;
+                }
+            })
+        })
+        .collect();
+    let reader = tokio::spawn({
+        let (store, keys) = (store.clone(), keys.clone());
+        async move {
+            let mut reads = 0;
+            loop {
+                let saved = stored(&store);
+                for k in &keys {
+                    assert!(saved.contains_key(k), "read {reads}: {k} missing");
+                }
+                reads += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert!(
+        !reader.is_finished(),
+        "the reader failed: {:?}",
+        reader.await
+    );
+    reader.abort();
+    // Every message arrived before the last probes: one more of each takes the rest in.
+    probe(&base, PHONE).await;
+    probe(&base, PHONE2).await;
+    let m = Metrics::parse(&get_text(&format!("{base}/metrics")).await);
+    assert_eq!(
+        m.get("whatsapp_state_file_writes_total", &[("result", "failure")]),
+        Some(0.0),
+        "no write failed"
+    );
+    assert!(m.val("whatsapp_state_file_writes_total", &[("result", "success")]) >= 20.0);
+    let remembered = m.val("whatsapp_seen_events", &[("target", PHONE)])
+        + m.val("whatsapp_seen_events", &[("target", PHONE2)]);
+    let total = sent_total.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    assert_eq!(total, 200.0);
+    assert_eq!(
+        sent(&m, PHONE).unwrap_or(0.0) + sent(&m, PHONE2).unwrap_or(0.0),
+        total
+    );
+
+    // Phase 2: kill -9 in the middle of a flood of probes.
+    let flood: Vec<_> = (0..20)
+        .map(|i| {
+            let url = format!(
+                "{base}/probe?target={}&collector=message_history",
+                if i % 2 == 0 { PHONE } else { PHONE2 }
+            );
+            tokio::spawn(async move {
+                loop {
+                    if reqwest::get(&url).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    eventually(Duration::from_secs(10), "the flood to be under way", || {
+        let n = sim.requests("message_history", PHONE);
+        async move { (n > 150).then_some(()) }
+    })
+    .await;
+    signal(&running, "-KILL");
+    for f in flood {
+        f.await.unwrap();
+    }
+    drop(running);
+    // One message while it is down: counted after the restart only if the
+    // state survived (a new baseline would only remember it).
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
+    // A store left by kill -9 opens (redb recovers it) and holds every completed collection.
+    let (restarted, base) = start_binary(&cfg, &dir).await;
+    let m = Metrics::parse(&get_text(&format!("{base}/metrics")).await);
+    for p in [PHONE, PHONE2] {
+        assert_eq!(up(&m, "message_history", p), Some(1.0));
+    }
+    assert_eq!(
+        sent(&m, PHONE),
+        Some(1.0),
+        "the downtime message, nothing again"
+    );
+    assert_eq!(
+        sent(&m, PHONE2).unwrap_or(0.0),
+        0.0,
+        "nothing counted again"
+    );
+    let seen = m.val("whatsapp_seen_events", &[("target", PHONE)])
+        + m.val("whatsapp_seen_events", &[("target", PHONE2)]);
+    assert_eq!(seen, remembered + 1.0);
+    assert!(remembered >= 200.0, "{remembered}");
+    drop(restarted);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,9 +1,9 @@
 //! Restarts with and without `state_file`.
 
 use crate::support::*;
+use serde_json::Value;
 use std::path::PathBuf;
 
-use serde_json::Value;
 use whatsapp_exporter::sim::{SimActivity, SimEvent};
 
 const HTTP_500: &str = "Webhook endpoint returned HTTP 500";
@@ -11,7 +11,7 @@ const HTTP_500: &str = "Webhook endpoint returned HTTP 500";
 /// A fresh directory `name`, the state file in it, and the config using it.
 fn with_state_file(url: &str, name: &str) -> (PathBuf, PathBuf, String) {
     let dir = temp_dir(name);
-    let state = dir.join("state.json");
+    let state = dir.join("state.db");
     let yaml = config_yaml(url, "", &format!("state_file: {}\n", state.display()));
     (dir, state, yaml)
 }
@@ -64,12 +64,18 @@ async fn a_version_1_state_file_loads_and_its_events_adopt_their_state() {
     let exp = Exporter::start(&yaml).await;
     exp.scrape().await;
     exp.stop().await;
-    // Rewrite it as version 1 wrote it: [key, time] per event, nothing else.
-    let mut file: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    // Replace the store by a JSON file as version 1 wrote it: [key, time]
+    // per event, nothing else. The next start imports it.
+    let mut file = store_to_json(&state, |_| {});
     file["version"] = 1.into();
     for t in file["targets"].as_object_mut().unwrap().values_mut() {
         let t = t.as_object_mut().unwrap();
-        for e in t["seen"].as_array_mut().unwrap() {
+        for e in t
+            .get_mut("seen")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
             e.as_array_mut().unwrap().truncate(2);
         }
         t.retain(|k, _| ["last_event_timestamp", "seen", "partial"].contains(&k.as_str()));
@@ -101,6 +107,11 @@ async fn a_version_1_state_file_loads_and_its_events_adopt_their_state() {
     // the application's failure series: the adopted state was not counted.
     assert_eq!(webhook(&m, WEBHOOK, "RETRYING"), Some(0.0));
     exp.stop().await;
+    // Imported once: the JSON file is kept beside the store, and the store holds the states now.
+    let migrated = std::fs::read_to_string(dir.join("state.db.migrated")).unwrap();
+    assert_eq!(migrated, file.to_string());
+    let rec = &stored(&state)[&format!("message_history/{PHONE}")];
+    assert!(rec.webhook_states.iter().any(|s| s == "FAILED"), "{rec:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -136,9 +147,9 @@ async fn restart_with_state_file_counts_downtime_events_once() {
     let m = exp.scrape().await;
     assert_eq!(m.sum(STATUS, &[]), 1.0);
     exp.stop().await;
-    let saved = std::fs::read_to_string(&state).expect("state file written on shutdown");
-    assert!(saved.contains("\"version\":2"), "{saved}");
-    assert!(!saved.contains(TOKEN));
+    assert_eq!(stored(&state).len(), 3, "every target saved");
+    let bytes = std::fs::read(&state).unwrap();
+    assert!(!bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()));
 
     // While the exporter is down: three new status events and an activity.
     sim.add_event(PHONE, &msg, SimEvent::new("DELIVERED", t + 1), false);
@@ -197,13 +208,9 @@ async fn corrupt_state_file_is_set_aside_not_lost() {
     let m = exp.scrape().await;
     assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
     assert_eq!(m.sum(STATUS, &[]), 0.0, "a new baseline, not a recount");
-    let aside = dir.join("state.json.invalid");
+    let aside = dir.join("state.db.invalid");
     assert_eq!(std::fs::read(&aside).unwrap(), b"{ not json");
     exp.stop().await;
-    assert!(
-        std::fs::read_to_string(&state)
-            .unwrap()
-            .contains("\"version\":2")
-    );
+    assert_eq!(stored(&state).len(), 3, "a new store, written");
     std::fs::remove_dir_all(&dir).unwrap();
 }

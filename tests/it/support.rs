@@ -320,6 +320,34 @@ where
 }
 
 /// A fresh temporary directory for one test.
+/// The target records of the state store at `path`, by `collector/target`
+/// (read through a read-only handle, as another process may while the exporter runs).
+pub fn stored(
+    path: &std::path::Path,
+) -> BTreeMap<String, whatsapp_exporter::collector::state_file::TargetRecord> {
+    whatsapp_exporter::collector::store::read_all(path)
+        .unwrap_or_else(|e| panic!("the state store {} cannot be read: {e}", path.display()))
+}
+
+/// Replaces the state store at `path` by a JSON state file of the previous
+/// release holding its records as `edit` leaves them: the next start imports it.
+pub fn store_to_json(
+    path: &std::path::Path,
+    edit: impl FnOnce(&mut BTreeMap<String, whatsapp_exporter::collector::state_file::TargetRecord>),
+) -> serde_json::Value {
+    use whatsapp_exporter::collector::state_file::{StateFile, VERSION};
+    let mut targets = stored(path);
+    edit(&mut targets);
+    let file = serde_json::to_value(StateFile {
+        version: VERSION,
+        targets,
+    })
+    .unwrap();
+    std::fs::remove_file(path).unwrap();
+    std::fs::write(path, file.to_string()).unwrap();
+    file
+}
+
 pub fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(
         "wa-exporter-{name}-{}-{}",

@@ -6,7 +6,6 @@
 
 use crate::support::*;
 
-use serde_json::Value;
 use whatsapp_exporter::sim::{SimEvent, Simulator};
 
 const SWEEP: &str = "whatsapp_sweep_duration_seconds";
@@ -175,17 +174,18 @@ async fn a_restart_in_the_middle_of_a_sweep_counts_what_happened_once() {
     let (sim, url) = simulator().await;
     let ids = history(&sim, 150);
     let dir = temp_dir("sweep-restart");
-    let state = dir.join("state.json");
+    let state = dir.join("state.db");
     let yaml = config(&url, "", &format!("state_file: {}\n", state.display()));
     let exp = Exporter::start(&yaml).await;
     for _ in 0..4 {
         exp.scrape().await;
     }
     exp.stop().await;
-    let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    let sweep = &saved["targets"][format!("message_history/{PHONE}")]["sweep"];
-    assert_eq!(sweep["pages"], 6, "{sweep}");
-    assert!(sweep["cursor"].is_string(), "{sweep}");
+    let sweep = stored(&state)[&format!("message_history/{PHONE}")]
+        .sweep
+        .clone();
+    assert_eq!(sweep.pages, 6, "{sweep:?}");
+    assert!(sweep.cursor.is_some(), "{sweep:?}");
 
     let t = now();
     for _ in 0..5 {
@@ -214,10 +214,10 @@ async fn a_restart_in_the_middle_of_a_sweep_counts_what_happened_once() {
     exp.stop().await;
 
     // A cursor the API no longer knows: the sweep starts over, `up` stays 1.
-    let mut saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    saved["targets"][format!("message_history/{PHONE}")]["sweep"]["cursor"] =
-        Value::from("forgotten");
-    std::fs::write(&state, serde_json::to_vec(&saved).unwrap()).unwrap();
+    store_to_json(&state, |t| {
+        let rec = t.get_mut(&format!("message_history/{PHONE}")).unwrap();
+        rec.sweep.cursor = Some("forgotten".into());
+    });
     sim.add_event(PHONE, &ids[2], SimEvent::new("READ", now()), false);
     let exp = Exporter::start(&yaml).await;
     let mut m = exp.scrape().await;
