@@ -159,7 +159,9 @@ impl CollectionMetrics {
     /// Creates both write series at 0: the state store is in use.
     pub fn store_opened(&self) {
         for result in ["success", "failure"] {
-            self.state_writes.get_or_create(&ResultLabels { result });
+            self.state_writes
+                .get_or_create(&ResultLabels { result })
+                .inc_by(0);
         }
     }
 
