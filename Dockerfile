@@ -25,7 +25,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/whatsapp-exporter /usr/local/bin/whatsapp-exporter
-# The state file lives here (state_file: /var/lib/whatsapp-exporter/state.json).
+# The state store lives here (state_file: /var/lib/whatsapp-exporter/state.json: the
+# path of earlier releases, kept so an upgrade imports their JSON file once).
 RUN mkdir -p /var/lib/whatsapp-exporter && chown 65532:65532 /var/lib/whatsapp-exporter
 VOLUME /var/lib/whatsapp-exporter
 USER 65532:65532

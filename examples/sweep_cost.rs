@@ -123,7 +123,11 @@ impl World {
             }),
             next: Some("https://graph.example/next".into()),
         });
-        Page { data, paging }
+        Page {
+            data,
+            paging,
+            invalid: Vec::new(),
+        }
     }
 }
 

@@ -33,6 +33,43 @@ impl AccessToken {
     }
 }
 
+impl AccessToken {
+    /// Replaces every occurrence of the token in a response body with `***`,
+    /// before anything (label values included) is taken from it.
+    pub fn redact_bytes<'b>(&self, body: &'b [u8]) -> std::borrow::Cow<'b, [u8]> {
+        let t = self.0.as_bytes();
+        if t.len() < 4 || !contains(body, t) {
+            return std::borrow::Cow::Borrowed(body);
+        }
+        let mut out = Vec::with_capacity(body.len());
+        let mut rest = body;
+        while let Some(i) = find(rest, t) {
+            out.extend_from_slice(&rest[..i]);
+            out.extend_from_slice(b"***");
+            rest = &rest[i + t.len()..];
+        }
+        out.extend_from_slice(rest);
+        std::borrow::Cow::Owned(out)
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let first = *needle.first()?;
+    let mut from = 0;
+    while let Some(i) = hay.get(from..)?.iter().position(|&b| b == first) {
+        let at = from + i;
+        if hay.get(at..at + needle.len()) == Some(needle) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    find(hay, needle).is_some()
+}
+
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
@@ -48,6 +85,19 @@ impl fmt::Display for AccessToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_are_redacted_everywhere_the_token_appears() {
+        let t = AccessToken::new("EAAGsecret");
+        assert_eq!(
+            &*t.redact_bytes(br#"{"a":"EAAGsecret","b":"xEAAGsecretEAAGsecret","c":"EAAG"}"#),
+            br#"{"a":"***","b":"x******","c":"EAAG"}"#
+        );
+        assert!(matches!(
+            t.redact_bytes(b"clean"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn never_printed() {

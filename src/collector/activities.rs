@@ -145,6 +145,7 @@ mod tests {
         let p = Page {
             data: vec![rec(Some("a2"), 200), rec(None, 150)],
             paging: None,
+            invalid: Vec::new(),
         };
         let s = scan_page(&p, &mut seen, &mut walk, true, 100);
         assert_eq!(s.new, 2);
@@ -152,6 +153,7 @@ mod tests {
         let p2 = Page {
             data: vec![rec(Some("a3"), 300), rec(Some("a2"), 200), rec(None, 150)],
             paging: None,
+            invalid: Vec::new(),
         };
         // Seen in this same walk (pushed down by a new record): keep going.
         let s = scan_page(&p2, &mut seen, &mut walk, true, 100);
@@ -167,6 +169,7 @@ mod tests {
         let old = Page {
             data: vec![rec(Some("a0"), 50)],
             paging: None,
+            invalid: Vec::new(),
         };
         let s = scan_page(&old, &mut seen, &mut HashSet::new(), true, 100);
         assert!(s.stop && s.new == 0);

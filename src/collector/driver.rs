@@ -11,7 +11,7 @@
 //! see [`crate::collector::sweep`]), the baseline's whole window, or the head
 //! and then the next pages of the sweep.
 
-use serde::de::DeserializeOwned;
+use crate::graph::model::Record;
 
 use crate::collector::sweep::{Reach, Step, Walked};
 use crate::collector::target::{Phase, Scan, TargetState, Walk, widen};
@@ -22,7 +22,7 @@ use crate::graph::{Edge, End, PageSource, Pager};
 /// What a collector knows: where its pages are and what to make of them.
 pub trait Collect: Send + Sync {
     /// One record of a page.
-    type Record: DeserializeOwned + Send + Sync;
+    type Record: Record + Send + Sync;
     /// What a scan finds to count: a new record, or an event inside one,
     /// new or changed.
     type Found<'p>;
@@ -68,7 +68,9 @@ where
         let Some(page) = pager.next_page::<C::Record>().await? else {
             return Ok(pager.end());
         };
-        let scan = collector.scan(&page, st, walk);
+        let mut scan = collector.scan(&page, st, walk);
+        // Records the page decode left out count like records the scan skipped.
+        scan.invalid.extend_from_slice(&page.invalid);
         collector.count(id, &scan.found, st, walk.counting);
         st.absorb(&scan);
         walk.at_edge |= scan.edge;

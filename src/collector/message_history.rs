@@ -449,6 +449,7 @@ mod tests {
                 })
                 .collect(),
             paging: None,
+            invalid: Vec::new(),
         }
     }
 

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::trace::Status;
 use rand::Rng;
-use serde::de::DeserializeOwned;
 use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -19,7 +18,7 @@ use crate::config::GraphApiConfig;
 use crate::error::GraphError;
 use crate::graph::budget::Budget;
 use crate::graph::edge::Edge;
-use crate::graph::model::{ErrorBody, Page};
+use crate::graph::model::{ErrorBody, Page, Record};
 use crate::graph::paging::PageSource;
 use crate::graph::usage::Usage;
 use crate::metrics::ApiMetrics;
@@ -63,7 +62,7 @@ pub struct EdgeRequest<'a> {
     pub deadline: Option<Instant>,
 }
 
-impl<T: DeserializeOwned + Send> PageSource<T> for EdgeRequest<'_> {
+impl<T: Record + Send> PageSource<T> for EdgeRequest<'_> {
     async fn fetch(&mut self, after: Option<&str>) -> Result<Page<T>, GraphError> {
         self.client.get_page(self, after).await
     }
@@ -107,7 +106,7 @@ impl GraphClient {
     /// Fetches one page: asks the budget first, retries transient failures
     /// (never past `req.deadline`), and feeds every response's usage headers
     /// and errors back to the budget.
-    async fn get_page<T: DeserializeOwned>(
+    async fn get_page<T: Record>(
         &self,
         req: &EdgeRequest<'_>,
         after: Option<&str>,
@@ -162,7 +161,7 @@ impl GraphClient {
     }
 
     /// One HTTP request: fetch and decode, recording the request metrics.
-    async fn attempt<T: DeserializeOwned>(
+    async fn attempt<T: Record>(
         &self,
         req: &EdgeRequest<'_>,
         after: Option<&str>,
@@ -228,8 +227,17 @@ impl GraphClient {
             .map_err(|e| transport_error(e, req.token, self.timeout))?;
         let status = resp.status().as_u16();
         span.record("http.response.status_code", status);
-        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
-        *usage = Usage::parse(header("x-app-usage"), header("x-business-use-case-usage"));
+        // Header values are redacted like the body: they become label values.
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| req.token.redact(v))
+        };
+        *usage = Usage::parse(
+            header("x-app-usage").as_deref(),
+            header("x-business-use-case-usage").as_deref(),
+        );
         self.metrics.request(req.edge.label(), status);
         if resp
             .content_length()
@@ -276,15 +284,17 @@ fn transport_error(e: reqwest::Error, token: &AccessToken, timeout: Duration) ->
     GraphError::Network(token.redact(&msg))
 }
 
-/// Turns a complete response (status and body) into a page or an error;
-/// every message taken from the body is redacted of `token`.
-pub fn decode_response<T: DeserializeOwned>(
+/// Turns a complete response (status and body) into a page or an error.
+/// The body is redacted of `token` first, so no value taken from it (a
+/// label value, an error message) can carry it.
+pub fn decode_response<T: Record>(
     status: u16,
     body: &[u8],
     token: &AccessToken,
 ) -> Result<Page<T>, GraphError> {
+    let body = &*token.redact_bytes(body);
     if (200..300).contains(&status) {
-        return serde_json::from_slice::<Page<T>>(body).map_err(|e| {
+        return Page::<T>::decode(body).map_err(|e| {
             match serde_json::from_slice::<ErrorBody>(body) {
                 Ok(err) => api_error(status, err, token),
                 Err(_) => GraphError::Decode(token.redact(&e.to_string())),

@@ -5,7 +5,9 @@
 //! Unknown fields are ignored so new API versions keep working. Ids and
 //! timestamps are accepted as JSON strings or numbers.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
 /// One page of an edge: `{"data": [...], "paging": {...}}`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -15,6 +17,91 @@ pub struct Page<T> {
     /// Pagination, absent on the last page.
     #[serde(default)]
     pub paging: Option<Paging>,
+    /// Why records (or nested events) that could not be decoded were left
+    /// out of `data` ([`Page::decode`]).
+    #[serde(skip)]
+    pub invalid: Vec<&'static str>,
+}
+
+/// A record of an edge's `data`: decoded on its own when its page is not
+/// decoded whole, so one bad record is one skipped record.
+pub trait Record: DeserializeOwned {
+    /// Drops the parts of `v` that cannot be decoded and can be left out
+    /// (a nested event), pushing why onto `invalid`.
+    fn salvage(_v: &mut Value, _invalid: &mut Vec<&'static str>) {}
+}
+
+/// Why a record value does not decode (the `reason` label of
+/// `whatsapp_invalid_records_total`).
+fn reason(v: &Value) -> &'static str {
+    let Some(o) = v.as_object() else {
+        return "not_an_object";
+    };
+    match o.get("timestamp") {
+        Some(Value::Number(n)) if !(n.is_i64() || n.is_u64()) => "bad_timestamp",
+        Some(Value::String(t)) if t.trim().parse::<i64>().is_err() => "bad_timestamp",
+        Some(Value::Number(_) | Value::String(_) | Value::Null) | None => "wrong_type",
+        Some(_) => "bad_timestamp",
+    }
+}
+
+/// The shape every page has, records left undecoded.
+#[derive(Deserialize)]
+struct RawPage {
+    data: Vec<Value>,
+    #[serde(default)]
+    paging: Option<Paging>,
+}
+
+impl<T: Record> Page<T> {
+    /// Decodes a page: whole when it can be, else record by record, the
+    /// records that do not decode left out and counted in `invalid`. Fails
+    /// only on a body that is not JSON or has no `data` array (or bad `paging`).
+    pub fn decode(body: &[u8]) -> Result<Page<T>, serde_json::Error> {
+        let whole = match serde_json::from_slice::<Page<T>>(body) {
+            Ok(p) => return Ok(p),
+            Err(e) => e,
+        };
+        let raw = serde_json::from_slice::<RawPage>(body).map_err(|_| whole)?;
+        let mut invalid = Vec::new();
+        let mut data = Vec::with_capacity(raw.data.len());
+        for mut v in raw.data {
+            T::salvage(&mut v, &mut invalid);
+            match T::deserialize(&v) {
+                Ok(r) => data.push(r),
+                Err(_) => invalid.push(reason(&v)),
+            }
+        }
+        Ok(Page {
+            data,
+            paging: raw.paging,
+            invalid,
+        })
+    }
+}
+
+impl Record for Activity {}
+impl Record for PhoneNumber {}
+
+impl Record for MessageHistory {
+    /// Events that do not decode are left out of their message; `events`
+    /// that is not an object (or whose `data` is not an array) leaves the
+    /// whole record to be skipped.
+    fn salvage(v: &mut Value, invalid: &mut Vec<&'static str>) {
+        let Some(events) = v.get_mut("events") else {
+            return;
+        };
+        let Some(list) = events.get_mut("data").and_then(Value::as_array_mut) else {
+            return;
+        };
+        list.retain(|e| {
+            let ok = StatusEvent::deserialize(e).is_ok();
+            if !ok {
+                invalid.push(reason(e));
+            }
+            ok
+        });
+    }
 }
 
 /// `paging` object.
@@ -258,5 +345,47 @@ mod tests {
         assert!(serde_json::from_str::<StatusEvent>(r#"{"timestamp": "soon"}"#).is_err());
         assert!(serde_json::from_str::<Page<Activity>>(r#"{"data": {}}"#).is_err());
         assert!(serde_json::from_str::<Page<Activity>>(r#"{"paging": {}}"#).is_err());
+    }
+
+    #[test]
+    fn a_bad_record_is_skipped_and_the_rest_of_the_page_kept() {
+        let p = Page::<MessageHistory>::decode(
+            br#"{"data": [
+                {"id": "m1", "events": {"data": [
+                    {"id": "e1", "delivery_status": "SENT", "timestamp": 1700000000},
+                    {"id": "e2", "delivery_status": "READ", "timestamp": "soon"},
+                    {"id": "e3", "delivery_status": {"x": 1}, "timestamp": 1700000001},
+                    7
+                ]}},
+                {"id": "m2", "events": "none"},
+                {"id": {"nested": true}},
+                "text",
+                {"id": "m3", "events": {"data": [{"id": "e4", "timestamp": 1700000002}]}}
+            ], "paging": {"cursors": {"after": "A"}}}"#,
+        )
+        .unwrap();
+        let ids: Vec<_> = p.data.iter().map(|m| m.id.as_deref().unwrap()).collect();
+        assert_eq!(ids, vec!["m1", "m3"]);
+        let events = &p.data[0].events.as_ref().unwrap().data;
+        assert_eq!(events.len(), 1, "only e1 of m1 decodes");
+        assert_eq!(
+            p.invalid,
+            vec![
+                "bad_timestamp",
+                "wrong_type",
+                "not_an_object",
+                "wrong_type",
+                "wrong_type",
+                "not_an_object"
+            ]
+        );
+        assert!(p.paging.is_some());
+        let a =
+            Page::<Activity>::decode(br#"{"data": [{"timestamp": [1]}, {"id": "a"}]}"#).unwrap();
+        assert_eq!((a.data.len(), a.invalid), (1, vec!["bad_timestamp"]));
+        // Not JSON, no data array: the page fails.
+        assert!(Page::<Activity>::decode(b"<html>").is_err());
+        assert!(Page::<Activity>::decode(br#"{"data": {}}"#).is_err());
+        assert!(Page::<Activity>::decode(br#"{"paging": {}}"#).is_err());
     }
 }

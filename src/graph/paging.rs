@@ -184,6 +184,7 @@ mod tests {
             Ok(Page {
                 data: Vec::new(),
                 paging: Some(paging(Some(&(self.cursor)(n)), more)),
+                invalid: Vec::new(),
             })
         }
     }

@@ -355,7 +355,11 @@ impl WorldPages<'_> {
                 next: Some("https://graph.example/next".into()),
             }
         });
-        Ok(Page { data, paging })
+        Ok(Page {
+            data,
+            paging,
+            invalid: Vec::new(),
+        })
     }
 }
 
