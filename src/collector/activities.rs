@@ -17,7 +17,7 @@ use crate::graph::Edge;
 use crate::graph::model::{Activity, Page};
 use crate::metrics::EventMetrics;
 use crate::metrics::labels::ActivityLabels;
-use crate::metrics::labels::label_value;
+use crate::metrics::labels::label_str;
 
 /// Fields requested: every documented field (the defaults omit id and category).
 pub const FIELDS: &str = "id,actor_business_id,actor_id,category,event_type,timestamp";
@@ -108,16 +108,19 @@ impl Collect for ActivitiesCollector {
         )
     }
 
-    fn count(&self, waba: &str, found: &[&Activity], _st: &mut TargetState, counting: bool) {
+    fn count(&self, waba: &str, found: &[&Activity], st: &mut TargetState, counting: bool) {
         // Baseline: series created at 0, nothing counted.
         let n = u64::from(counting);
+        let cap = st.max_label_values();
         for rec in found {
             self.events
                 .activity_events
                 .get_or_create(&ActivityLabels {
                     waba_id: waba.to_string(),
-                    category: label_value(rec.category.as_deref()),
-                    event_type: label_value(rec.event_type.as_deref()),
+                    category: st.categories.admit(label_str(rec.category.as_deref()), cap),
+                    event_type: st
+                        .event_types
+                        .admit(label_str(rec.event_type.as_deref()), cap),
                 })
                 .inc_by(n);
         }

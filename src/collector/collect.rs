@@ -79,6 +79,7 @@ async fn collect_in_span(
         return;
     }
     st.last_attempt = Some(started);
+    st.label_cap = g.settings.max_label_values;
     span.record("baseline", !st.baseline_done);
     let mut walk = st.begin(g.settings.edge());
     let (pages, result) = match spec.collector {

@@ -324,6 +324,9 @@ fn parts(
     let budget = Arc::new(budget.with_settings(BudgetSettings::from(&loaded.config.collect)));
     let client = GraphClient::new(&loaded.config.graph_api, budget, metrics.api.clone())?;
     let shard = effective_shard(shard_flag, loaded)?;
+    metrics
+        .api
+        .set_max_label_values(loaded.config.collect.max_label_values);
     Ok(Parts {
         targets: in_shard(shard, merge(&loaded.targets, discovered)),
         configured: loaded.targets.clone(),

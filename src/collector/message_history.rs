@@ -20,7 +20,7 @@ use crate::graph::Edge;
 use crate::graph::model::{MessageHistory, Page, StatusEvent};
 use crate::metrics::EventMetrics;
 use crate::metrics::labels::{
-    DeliveryErrorLabels, PhoneLabels, StatusLabels, WebhookLabels, label_str, label_value,
+    DeliveryErrorLabels, PhoneLabels, StatusLabels, WebhookLabels, label_str,
 };
 use crate::metrics::labels::{MAX_LABEL_CHARS, truncate_chars};
 
@@ -86,6 +86,7 @@ pub fn scan_page<'p>(
     walk: &Walk,
 ) -> Scan<Sighting<'p>> {
     let edge = walk.edge;
+    let cap = st.max_label_values();
     let TargetState {
         seen, states, apps, ..
     } = st;
@@ -148,11 +149,11 @@ pub fn scan_page<'p>(
                 let old = old.unwrap_or_default();
                 let app = match app_now {
                     None if old.app != 0 => old.app,
-                    a => apps.index(label_str(a)),
+                    a => apps.index_within(label_str(a), cap),
                 };
                 let state = match state_now {
                     None if old.state != 0 => old.state,
-                    s => states.index(label_str(s)),
+                    s => states.index_within(label_str(s), cap),
                 };
                 Mark {
                     time: ts,
@@ -354,9 +355,12 @@ impl Collect for MessageHistoryCollector {
             }
             match s.what {
                 What::New { latency } => {
+                    let cap = st.max_label_values();
                     let status = StatusLabels {
                         phone_number_id: phone.to_string(),
-                        delivery_status: label_value(ev.delivery_status.as_deref()),
+                        delivery_status: st
+                            .delivery_statuses
+                            .admit(label_str(ev.delivery_status.as_deref()), cap),
                     };
                     m.status_events.get_or_create(&status).inc_by(n);
                     if let (Some(secs), true) = (latency, counting) {
@@ -420,6 +424,7 @@ mod tests {
     use super::*;
     use crate::graph::model::{Application, EventList, MessageHistory};
     use crate::metrics::Exposition;
+    use crate::metrics::labels::label_value;
 
     fn ev(id: Option<&str>, status: &str, ts: i64) -> StatusEvent {
         StatusEvent {

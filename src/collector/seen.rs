@@ -347,10 +347,16 @@ impl Interned {
 
     /// The index of `v`, interning it if new.
     pub fn index(&mut self, v: &str) -> u8 {
+        self.index_within(v, Self::MAX)
+    }
+
+    /// The index of `v`, interning it if new and fewer than `max` (at most
+    /// [`Interned::MAX`]) values are held; else [`Interned::OTHER`].
+    pub fn index_within(&mut self, v: &str, max: usize) -> u8 {
         if let Some(i) = self.values.iter().position(|x| x == v) {
             return (i + 1) as u8;
         }
-        if self.values.len() >= Self::MAX {
+        if self.values.len() >= max.min(Self::MAX) {
             return Self::OTHER;
         }
         self.values.push(v.to_string());

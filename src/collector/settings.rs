@@ -28,6 +28,8 @@ pub struct CollectSettings {
     pub webhook_failure_states: HashSet<String>,
     /// Distinct `error` labels per phone number.
     pub max_error_labels: usize,
+    /// Distinct values of every other API-derived label per target.
+    pub max_label_values: usize,
     /// When a SENT message without an end state counts as undelivered.
     pub undelivered_after: Duration,
 }
@@ -45,6 +47,7 @@ impl From<&LoadedConfig> for CollectSettings {
             concurrency: c.concurrency,
             webhook_failure_states: c.webhook_failure_states.iter().cloned().collect(),
             max_error_labels: c.max_error_labels,
+            max_label_values: c.max_label_values,
             undelivered_after: c.undelivered_after,
         }
     }

@@ -16,6 +16,7 @@ use crate::collector::store::TargetWrite;
 use crate::collector::sweep::SweepState;
 use crate::config::TargetSpec;
 use crate::metrics::TargetLabels;
+use crate::metrics::labels::LabelCap;
 
 /// What one page scan found.
 #[derive(Debug)]
@@ -158,6 +159,14 @@ pub struct TargetState {
     pub sweep: SweepState,
     /// The sweep moved since the state store was last written.
     pub sweep_moved: bool,
+    /// `collect.max_label_values` (0: only [`Interned::MAX`]).
+    pub label_cap: usize,
+    /// Values of the `delivery_status` label of this target.
+    pub delivery_statuses: LabelCap,
+    /// Values of the `category` label of this target.
+    pub categories: LabelCap,
+    /// Values of the `event_type` label of this target.
+    pub event_types: LabelCap,
 }
 
 impl TargetState {
@@ -178,6 +187,14 @@ impl TargetState {
             partial: rec.partial,
             baseline_done: true,
             ..TargetState::default()
+        }
+    }
+
+    /// The most distinct values of an API-derived label of this target.
+    pub fn max_label_values(&self) -> usize {
+        match self.label_cap {
+            0 => Interned::MAX,
+            n => n.min(Interned::MAX),
         }
     }
 

@@ -125,6 +125,10 @@ pub struct CollectConfig {
     pub webhook_failure_states: Vec<String>,
     /// Distinct `error` label values per phone number before `other`.
     pub max_error_labels: usize,
+    /// Distinct values per label per target of every other label taken from
+    /// the API (delivery status, webhook state, application, category, event
+    /// type, usage type, error code) before `other`.
+    pub max_label_values: usize,
     /// A message SENT this long ago without DELIVERED, READ, FAILED or DELETED is undelivered.
     #[serde(with = "humantime_serde")]
     pub undelivered_after: Duration,
@@ -152,6 +156,7 @@ impl Default for CollectConfig {
             concurrency: 8,
             webhook_failure_states: vec!["FAILED".into(), "ERROR".into(), "RETRYING".into()],
             max_error_labels: 20,
+            max_label_values: 50,
             undelivered_after: Duration::from_secs(600),
             usage_threshold_percent: 90.0,
             backoff_initial: Duration::from_secs(60),

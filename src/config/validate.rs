@@ -61,6 +61,16 @@ impl Config {
                 format!("{} is out of range 1..1000", c.max_pages),
             );
         }
+        if !(1..=crate::collector::seen::Interned::MAX).contains(&c.max_label_values) {
+            bad(
+                "collect.max_label_values",
+                format!(
+                    "{} is out of range 1..{}",
+                    c.max_label_values,
+                    crate::collector::seen::Interned::MAX
+                ),
+            );
+        }
         if !(1..=c.max_pages.max(1)).contains(&c.sweep_pages) {
             bad(
                 "collect.sweep_pages",

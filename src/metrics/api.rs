@@ -2,6 +2,11 @@
 //! durations) and what Meta said of the budget (usage, regain time), and
 //! which targets are held back. The Graph client gets this group only.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::metrics::labels::LabelCap;
 use std::borrow::Cow;
 use std::time::SystemTime;
 
@@ -36,6 +41,10 @@ pub struct ApiMetrics {
     usage_percent: Tracked<UsageLabels, FloatGauge>,
     regain_seconds: Tracked<TargetOnlyLabels, FloatGauge>,
     throttled: Tracked<TargetOnlyLabels, Gauge>,
+    /// Values of `usage_type` per target and of `error_code` per endpoint.
+    caps: Arc<Mutex<HashMap<String, LabelCap>>>,
+    /// `collect.max_label_values`.
+    max_label_values: Arc<AtomicUsize>,
 }
 
 impl ApiMetrics {
@@ -49,6 +58,8 @@ impl ApiMetrics {
             usage_percent: Tracked::default(),
             regain_seconds: Tracked::default(),
             throttled: Tracked::default(),
+            caps: Arc::default(),
+            max_label_values: Arc::new(AtomicUsize::new(50)),
         };
         exp.register(
             "whatsapp_graph_api_requests",
@@ -98,8 +109,25 @@ impl ApiMetrics {
             .inc();
     }
 
+    /// Sets `collect.max_label_values` (at start-up and on reload).
+    pub fn set_max_label_values(&self, n: usize) {
+        self.max_label_values.store(n, Ordering::Relaxed);
+    }
+
+    /// `v` as a value of the label `of`, or `other` past the cap.
+    fn capped(&self, of: String, v: &str) -> String {
+        let max = self.max_label_values.load(Ordering::Relaxed);
+        let mut caps = self.caps.lock().unwrap_or_else(|p| p.into_inner());
+        caps.entry(of).or_default().admit(v, max)
+    }
+
     /// A request to `endpoint` (or a walk over it) failed with `error_code`.
     pub fn error(&self, endpoint: &'static str, error_code: Cow<'static, str>) {
+        let error_code = match error_code {
+            // The exporter's own codes are a fixed set.
+            Cow::Borrowed(c) => Cow::Borrowed(c),
+            Cow::Owned(c) => Cow::Owned(self.capped(format!("error_code/{endpoint}"), &c)),
+        };
         self.errors
             .get_or_create(&ApiErrorLabels {
                 endpoint,
@@ -129,7 +157,7 @@ impl ApiMetrics {
         self.usage_percent
             .get_or_create(&UsageLabels {
                 target: target.to_string(),
-                usage_type: usage_type.to_string(),
+                usage_type: self.capped(format!("usage_type/{target}"), usage_type),
                 metric,
             })
             .set(percent);
@@ -162,6 +190,10 @@ impl ApiMetrics {
 
     /// Removes the series of the id `target` (no target uses it any more).
     pub fn forget_target(&self, target: &str) {
+        self.caps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&format!("usage_type/{target}"));
         self.usage_percent.retain(|l| l.target != target);
         self.regain_seconds.retain(|l| l.target != target);
         self.throttled.retain(|l| l.target != target);

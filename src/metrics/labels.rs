@@ -37,6 +37,28 @@ pub fn label_str(v: Option<&str>) -> &str {
     }
 }
 
+/// The values one label has taken (for one target): at most `max` distinct
+/// values, later ones shown as `other`, so a sloppy or hostile API cannot
+/// grow /metrics without bound.
+#[derive(Debug, Default, Clone)]
+pub struct LabelCap {
+    values: std::collections::HashSet<String>,
+}
+
+impl LabelCap {
+    /// `v` itself if it is known or there is room for it, else `other`.
+    pub fn admit(&mut self, v: &str, max: usize) -> String {
+        if self.values.contains(v) {
+            return v.to_string();
+        }
+        if self.values.len() < max {
+            self.values.insert(v.to_string());
+            return v.to_string();
+        }
+        "other".to_string()
+    }
+}
+
 /// Label sets that can tell whether their series belongs to a target.
 pub trait OfTarget {
     /// Whether this series is one of `target`'s. Most are nobody's.

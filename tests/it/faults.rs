@@ -331,3 +331,72 @@ async fn a_response_echoing_the_token_never_puts_it_in_a_label() {
     }
     exp.stop().await;
 }
+
+/// 300 distinct values of every label taken from a response, for one
+/// target: each label keeps at most `collect.max_label_values` (50) values
+/// and counts the rest under `other`; nothing is pre-created past the cap.
+#[tokio::test]
+async fn labels_from_responses_are_capped_per_target() {
+    let (sim, url) = simulator().await;
+    let t = now();
+    let messages: Vec<String> = (0..300)
+        .map(|i| {
+            format!(
+                r#"{{"id": "m{i}", "events": {{"data": [{{"id": "e{i}", "delivery_status": "S{i}",
+                    "timestamp": {t}, "webhook_update_state": "W{i}", "application": {{"id": "A{i}"}}}}]}}}}"#
+            )
+        })
+        .collect();
+    let body = format!(r#"{{"data": [{}]}}"#, messages.join(","));
+    sim.set_fault(PHONE, Some(Fault::Raw { status: 200, body }));
+    let records: Vec<String> = (0..300)
+        .map(|i| {
+            format!(
+                r#"{{"id": "a{i}", "event_type": "E{i}", "category": "C{i}", "timestamp": {t}}}"#
+            )
+        })
+        .collect();
+    let body = format!(r#"{{"data": [{}]}}"#, records.join(","));
+    sim.set_fault(WABA, Some(Fault::Raw { status: 200, body }));
+    let usage: Vec<String> = (0..300)
+        .map(|i| {
+            format!(r#"{{"type": "U{i}", "call_count": 5, "total_cputime": 1, "total_time": 1}}"#)
+        })
+        .collect();
+    sim.set_headers(
+        WABA,
+        &[(
+            "x-business-use-case-usage",
+            &format!(r#"{{"{WABA}": [{}]}}"#, usage.join(",")),
+        )],
+    );
+    let exp = Exporter::start(&config_yaml(&url, "", "")).await;
+    let m = exp.scrape().await;
+    assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
+    let values = |metric: &str, label: &str| -> std::collections::BTreeSet<String> {
+        m.samples
+            .iter()
+            .filter(|s| s.name.starts_with(metric))
+            .filter_map(|s| s.labels.get(label).cloned())
+            .collect()
+    };
+    for (metric, label) in [
+        (STATUS, "delivery_status"),
+        (WEBHOOK, "webhook_update_state"),
+        (WEBHOOK, "application_id"),
+        ("whatsapp_webhook_update_failures_total", "application_id"),
+        ("whatsapp_activity_events_total", "category"),
+        ("whatsapp_activity_events_total", "event_type"),
+        ("whatsapp_graph_api_usage_percent", "usage_type"),
+    ] {
+        let v = values(metric, label);
+        // 50 values and `other` (webhook states: plus the failure states pre-created).
+        assert!(v.contains("other"), "{metric} {label}: {v:?}");
+        assert!(
+            (50..=54).contains(&v.len()),
+            "{metric} {label}: {} values",
+            v.len()
+        );
+    }
+    exp.stop().await;
+}
