@@ -14,17 +14,18 @@
 //! - [`fnv`]: the stable hash that keys remembered events and assigns shards.
 //! - [`error`]: `GraphError`: its `error_code` label, rate-limit scope, retryability, hint.
 //! - [`graph`]: the Graph edges (`edge`), the one HTTP client with retries (`client`),
-//!   response types (`model`), the pull pager (`paging`), usage headers (`usage`), the API
+//!   response types, a bad record skipped alone (`model`), the pull pager (`paging`), usage headers (`usage`), the API
 //!   budget: throttling, hourly cap (`budget`).
 //! - [`collector`]: the fleet of targets, one generation at a time (`fleet`, `generation`);
 //!   one target's collection (`collect`) through one driver (`driver`: one walk to seen data,
 //!   or a head and the next pages of a rolling sweep of the window, `sweep`) over the target's
 //!   state steps (`target`); the two collectors (`activities`, `message_history`: new events
 //!   and changes of their webhook state after first sight), what a target remembers of each
-//!   event and message (`seen`), persistence (`state_file`), phone number listing (`discovery`), `collect:`
-//!   settings (`settings`).
+//!   event and message (`seen`), the state store (`store`: redb, one writer, what each collection
+//!   changed) and the JSON file of earlier releases it imports (`state_file`), phone number
+//!   listing (`discovery`), `collect:` settings (`settings`).
 //! - [`metrics`]: the metric groups (`api`, `collection`, `events`, `phones`, `process`),
-//!   their label sets and values (`labels`), families that list their series (`tracked`),
+//!   their label sets, values and caps (`labels`), families that list their series (`tracked`),
 //!   what the groups share (`shared`), the answer of one scrape built from them
 //!   (`exposition`), both text formats (`encode`).
 //! - [`server`]: HTTP only: what requests share (`state`), `router(state)` and its handlers
