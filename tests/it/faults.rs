@@ -313,15 +313,7 @@ async fn a_response_echoing_the_token_never_puts_it_in_a_label() {
         )],
     );
     for format in ["text/plain", "application/openmetrics-text"] {
-        let text = reqwest::Client::new()
-            .get(format!("{}/metrics", exp.url))
-            .header("accept", format)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = exp.scrape_text(Some(format)).await;
         assert!(
             !text.contains(TOKEN),
             "{format}: the token is in /metrics:\n{text}"
