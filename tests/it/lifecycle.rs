@@ -476,3 +476,58 @@ async fn a_probe_flood_fails_no_write_and_kill_9_loses_no_completed_collection()
     drop(restarted);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// SIGHUP while a slow collection runs: the collection's event counts once,
+/// and the store holds every kept target, during and after a clean stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_during_a_slow_collection_keeps_every_target_in_the_store() {
+    let dir = temp_dir("sighup-in-flight");
+    let (sim, cfg) = setup(&dir).await;
+    let store = dir.join("state.db");
+    let (mut running, base) = start_binary(&cfg, &dir).await;
+    get_text(&format!("{base}/metrics")).await; // baselines
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
+    sim.set_fault(PHONE, Some(Fault::Delay(Duration::from_millis(1500))));
+    let in_flight = tokio::spawn({
+        let url = format!("{base}/metrics");
+        async move { get_text(&url).await }
+    });
+    eventually(Duration::from_secs(5), "the slow collection", || {
+        let n = sim.in_flight();
+        async move { (n > 0).then_some(()) }
+    })
+    .await;
+    signal(&running, "-HUP");
+    let m = Metrics::parse(&in_flight.await.unwrap());
+    assert_eq!(sent(&m, PHONE), Some(1.0));
+    sim.set_fault(PHONE, None);
+    let keys = [
+        format!("activities/{WABA}"),
+        format!("message_history/{PHONE}"),
+        format!("message_history/{PHONE2}"),
+    ];
+    let saved = stored(&store);
+    for k in &keys {
+        assert!(saved.contains_key(k), "{k} missing after the reload");
+    }
+    signal(&running, "-TERM");
+    let exit = eventually(Duration::from_secs(20), "the exporter to exit", || {
+        let s = running.0.try_wait().ok().flatten();
+        async move { s }
+    })
+    .await;
+    assert!(exit.success(), "{exit:?}");
+    let saved = stored(&store);
+    for k in &keys {
+        assert!(saved.contains_key(k), "{k} missing after SIGTERM");
+    }
+    // The event seen in flight is remembered: after a restart only the
+    // message sent while it was down counts (a lost state would take a baseline: 0).
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", now())]);
+    let (restarted, base) = start_binary(&cfg, &dir).await;
+    let m = Metrics::parse(&get_text(&format!("{base}/metrics")).await);
+    assert_eq!(up(&m, "message_history", PHONE), Some(1.0));
+    assert_eq!(sent(&m, PHONE), Some(1.0));
+    drop(restarted);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
