@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use crate::config::{Config, Shard};
-use crate::server::{self, AppState, Options, REVISION, VERSION};
+use crate::server::{self, AppState, Limits, Options, REVISION, VERSION};
 use crate::telemetry::LogFormat;
 use crate::web::WebConfig;
 
@@ -57,6 +57,18 @@ pub struct Flags {
     /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish.
     #[arg(long = "web.shutdown-timeout", default_value = "15s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub shutdown_timeout: Duration,
+    /// Close a connection that has not sent a complete request head this long
+    /// after it opened (or after the first byte of a later request).
+    #[arg(long = "web.read-header-timeout", default_value = "30s", value_parser = positive_duration, value_name = "DURATION")]
+    pub read_header_timeout: Duration,
+    /// Close a keep-alive connection idle this long between requests (or whose
+    /// client takes this long to read a response).
+    #[arg(long = "web.idle-timeout", default_value = "2m", value_parser = positive_duration, value_name = "DURATION")]
+    pub idle_timeout: Duration,
+    /// Connections served at once; beyond it, the one waiting longest without a
+    /// request is closed. Lowered to fit the open-file limit.
+    #[arg(long = "web.max-connections", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_connections: u32,
     /// Collect only shard INDEX of COUNT of the targets (like 0/2); overrides `shard:` in the config.
     #[arg(long = "shard", value_name = "INDEX/COUNT", value_parser = Shard::parse)]
     pub shard: Option<Shard>,
@@ -107,6 +119,11 @@ pub async fn serve(flags: Flags) -> anyhow::Result<()> {
             web,
             shutdown_timeout: flags.shutdown_timeout,
             shard: flags.shard,
+            limits: Limits {
+                read_header_timeout: flags.read_header_timeout,
+                idle_timeout: flags.idle_timeout,
+                max_connections: flags.max_connections as usize,
+            },
         },
     )?;
     server::reload_on_sighup(state.clone());
@@ -122,4 +139,13 @@ pub async fn serve(flags: Flags) -> anyhow::Result<()> {
     server::run(listener, state, server::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A duration above zero (`30s`, `2m`).
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be above zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }

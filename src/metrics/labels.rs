@@ -335,3 +335,10 @@ pub struct TraceLabels {
     /// W3C trace id, 32 hex digits.
     pub trace_id: String,
 }
+
+/// `{reason}`: why the server closed or refused a connection, or refused a request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// One of a fixed set of words per family.
+    pub reason: &'static str,
+}

@@ -2,7 +2,8 @@
 //! families and forgetting a removed target's series itself (the pattern of
 //! kube-rs controller-rs): [`api`] (the Graph client's), [`collection`]
 //! (how each target's collection went), [`events`] (what was counted),
-//! [`phones`] (phone number listing), [`process`] (build, shard, config).
+//! [`phones`] (phone number listing), [`process`] (build, shard, config),
+//! [`http`] (the HTTP server's connections and refusals).
 //! [`exposition`] answers a scrape from them; [`encode`] writes both text
 //! formats.
 //!
@@ -14,6 +15,7 @@ pub mod collection;
 pub mod encode;
 pub mod events;
 pub mod exposition;
+pub mod http;
 pub mod labels;
 pub mod phones;
 pub mod process;
@@ -24,6 +26,7 @@ pub use api::ApiMetrics;
 pub use collection::CollectionMetrics;
 pub use events::EventMetrics;
 pub use exposition::{Exposition, Scope};
+pub use http::HttpMetrics;
 pub use labels::TargetLabels;
 pub use phones::PhoneMetrics;
 pub use process::ProcessMetrics;
@@ -43,6 +46,8 @@ pub struct Metrics {
     pub phones: PhoneMetrics,
     /// Build, shard, configuration.
     pub process: ProcessMetrics,
+    /// The HTTP server.
+    pub http: HttpMetrics,
 }
 
 impl Metrics {
@@ -54,6 +59,7 @@ impl Metrics {
             api: ApiMetrics::register(exp),
             phones: PhoneMetrics::register(exp),
             process: ProcessMetrics::register(exp, version, revision),
+            http: HttpMetrics::register(exp),
         }
     }
 

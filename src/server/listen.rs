@@ -7,23 +7,31 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::net::SocketAddr;
+
+use axum::http::Request;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
+use crate::server::conn::{
+    Admitted, Connections, Cut, PLAIN_HTTP_ON_TLS, Slot, Watched, looks_like_plain_http,
+};
 use crate::server::routes::router;
 use crate::server::state::AppState;
 
-/// Longest a client may take over its TLS handshake.
+/// Longest a client may take over its TLS handshake (or the read-header
+/// timeout, when that is shorter).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` completes; then stops accepting, lets requests in
-/// flight finish (for at most `shutdown_timeout`), and writes the state file
-/// (a target still collecting by then keeps its last saved state).
+/// flight finish (for at most `shutdown_timeout`), and closes the state store.
+/// Every connection is watched by [`Connections`]: see [`crate::server::Limits`].
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -35,6 +43,7 @@ pub async fn run(
     if !web.http2 {
         builder = builder.http1_only();
     }
+    let connections = Connections::new(state.options.limits.fitted());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -50,34 +59,28 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(app.clone());
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let web = web.clone();
-        tokio::spawn(async move {
-            if !web.tls {
-                serve(tcp, builder, service, watcher, peer).await;
-                return;
+        let slot = match connections.admit() {
+            Admitted::Room(s) => s,
+            Admitted::Evicted(s) => {
+                state.http.closed(Cut::Evicted.reason());
+                s
             }
-            let Some(tls) = web.tls_config() else {
-                return; // no valid TLS configuration yet: logged by WebConfig
-            };
-            let stream =
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(tls).accept(tcp))
-                    .await
-                {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            serve(stream, builder, service, watcher, peer).await;
-        });
+            Admitted::Full => {
+                state.http.closed("refused");
+                tracing::debug!(%peer, "every connection busy at --web.max-connections: refused");
+                drop(tcp);
+                continue;
+            }
+        };
+        let conn = Conn {
+            builder: builder.clone(),
+            app: app.clone(),
+            watcher: graceful.watcher(),
+            connections: connections.clone(),
+            state: state.clone(),
+            peer,
+        };
+        tokio::spawn(conn.serve(tcp, slot));
     }
     drop(listener);
     let deadline = Instant::now() + state.options.shutdown_timeout;
@@ -92,6 +95,103 @@ pub async fn run(
         .close(deadline.max(Instant::now() + Duration::from_secs(1)))
         .await;
     Ok(())
+}
+
+/// One accepted connection and what serving it needs.
+struct Conn {
+    builder: Builder<TokioExecutor>,
+    app: axum::Router,
+    watcher: Watcher,
+    connections: Arc<Connections>,
+    state: Arc<AppState>,
+    peer: SocketAddr,
+}
+
+impl Conn {
+    async fn serve(self, tcp: TcpStream, slot: Slot) {
+        let http = self.state.http.clone();
+        http.connection(1);
+        let web = self.state.options.web.clone();
+        if !web.tls {
+            self.serve_io(tcp, &slot).await;
+        } else if let Some(tls) = self.handshake(tcp, &web).await {
+            self.serve_io(tls, &slot).await;
+        }
+        http.connection(-1);
+        drop(slot);
+    }
+
+    /// The TLS handshake, bounded in time; plain HTTP gets Go's 400.
+    async fn handshake(
+        &self,
+        mut tcp: TcpStream,
+        web: &crate::web::WebConfig,
+    ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+        let peer = self.peer;
+        let limit = HANDSHAKE_TIMEOUT.min(self.connections.limits().read_header_timeout);
+        let handshake = async {
+            let mut first = [0u8; 1];
+            if tcp.peek(&mut first).await.is_ok() && looks_like_plain_http(&first) {
+                // As Go's server does; the client reads it as an HTTP answer.
+                let _ = tcp.write_all(PLAIN_HTTP_ON_TLS).await;
+                let _ = tcp.shutdown().await;
+                return None;
+            }
+            let tls = web.tls_config()?; // none valid yet: logged by WebConfig
+            match TlsAcceptor::from(tls).accept(tcp).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "TLS handshake rejected");
+                    None
+                }
+            }
+        };
+        match tokio::time::timeout(limit, handshake).await {
+            Ok(s) => s,
+            Err(_) => {
+                self.state.http.closed(Cut::HeaderTimeout.reason());
+                tracing::debug!(%peer, "TLS handshake timed out");
+                None
+            }
+        }
+    }
+
+    async fn serve_io<I>(self, io: I, slot: &Slot)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = slot.activity.clone();
+        let app = self.app.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            // Held until the response head is ready: see `conn`.
+            let guard = activity.begin();
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(req).await;
+                drop(guard);
+                response
+            }
+        });
+        let io = TokioIo::new(Watched::new(io, slot.activity.clone()));
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
+        let served = slot
+            .activity
+            .watch(self.connections.limits(), self.watcher.watch(conn))
+            .await;
+        match served {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %self.peer, error = %e, "connection ended with an error")
+            }
+            Err(cut) => {
+                self.state.http.closed(cut.reason());
+                tracing::debug!(peer = %self.peer, reason = cut.reason(), "connection closed by the server");
+            }
+        }
+    }
 }
 
 /// Binds a Go-style address: ":9917" listens on every interface.
@@ -152,19 +252,4 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
-}
-
-async fn serve<I>(
-    io: I,
-    builder: Builder<TokioExecutor>,
-    service: TowerToHyperService<axum::Router>,
-    watcher: hyper_util::server::graceful::Watcher,
-    peer: std::net::SocketAddr,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
-    }
 }

@@ -5,10 +5,12 @@
 //! [`crate::collector::Fleet`]; what a response shows, to
 //! [`crate::metrics::Exposition`].
 
+mod conn;
 mod listen;
 mod routes;
 mod state;
 
+pub use conn::Limits;
 pub use listen::{bind, reload_on_sighup, run, shutdown_signal};
 pub use routes::router;
 pub use state::{AppState, Options, REVISION, VERSION};

@@ -28,7 +28,10 @@ use crate::web;
 /// probe, behind the web configuration's authentication and headers.
 pub fn router(state: Arc<AppState>) -> Router {
     let path = state.options.telemetry_path.clone();
-    let web = state.options.web.clone();
+    let guard = web::Guard {
+        web: state.options.web.clone(),
+        http: state.http.clone(),
+    };
     Router::new()
         .route(&path, get(metrics))
         .route("/", get(landing))
@@ -37,7 +40,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/reload", post(reload))
         .route("/probe", get(probe))
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(web, web::guard))
+        .layer(axum::middleware::from_fn_with_state(guard, web::guard))
 }
 
 async fn healthy() -> &'static str {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::collector::{Fleet, FleetError, FleetOptions};
 use crate::config::{LoadedConfig, Shard};
-use crate::metrics::{Exposition, Metrics};
+use crate::metrics::{Exposition, HttpMetrics, Metrics};
+use crate::server::conn::Limits;
 use crate::web::WebConfig;
 
 /// Version and revision, as `--version` prints them.
@@ -29,6 +30,8 @@ pub struct Options {
     pub shutdown_timeout: Duration,
     /// `--shard`: overrides the config file's `shard:`.
     pub shard: Option<Shard>,
+    /// Connection timeouts and bound.
+    pub limits: Limits,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
             web: WebConfig::none(),
             shutdown_timeout: Duration::from_secs(15),
             shard: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -52,6 +56,8 @@ pub struct AppState {
     pub fleet: Arc<Fleet>,
     /// Server options.
     pub options: Options,
+    /// The HTTP server's own series.
+    pub http: HttpMetrics,
 }
 
 impl AppState {
@@ -59,6 +65,7 @@ impl AppState {
     pub fn new(loaded: &LoadedConfig, options: Options) -> Result<Arc<Self>, FleetError> {
         let mut exposition = Exposition::default();
         let metrics = Metrics::register(&mut exposition, VERSION, REVISION);
+        let http = metrics.http.clone();
         let fleet = Fleet::new(
             loaded,
             FleetOptions {
@@ -71,6 +78,7 @@ impl AppState {
             exposition,
             fleet: Arc::new(fleet),
             options,
+            http,
         }))
     }
 }

@@ -9,20 +9,23 @@
 //! change. Whether
 //! the listener speaks TLS, and HTTP/2, is decided at start-up.
 
+mod auth;
+mod client_auth;
 mod file;
+mod tls;
 
-pub use file::{WebConfigError, WebSettings, load};
+pub use auth::Verdict;
+pub use file::{RateLimit, WebConfigError, WebSettings, load};
+pub use tls::SECP521R1;
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use rustls::ServerConfig;
 
 /// Modification time and size of each file, to notice a change.
@@ -57,11 +60,11 @@ pub struct WebConfig {
     /// `http2` as at start-up.
     pub http2: bool,
     cache: Mutex<Cached>,
-    /// Passwords that matched their hash lately (bcrypt is slow on purpose).
-    verified: Mutex<HashSet<(String, String, String)>>,
+    /// Password checks: bounded, and remembered.
+    passwords: auth::Passwords,
+    /// `rate_limit`'s bucket.
+    bucket: Mutex<auth::Bucket>,
 }
-
-const VERIFIED_CACHE: usize = 100;
 
 impl WebConfig {
     /// No file: plain HTTP, no authentication.
@@ -74,15 +77,10 @@ impl WebConfig {
                 files: Vec::new(),
                 stamp: Vec::new(),
                 last_good_tls: None,
-                result: Ok(Arc::new(WebSettings {
-                    tls: None,
-                    users: HashMap::new(),
-                    headers: Vec::new(),
-                    http2: true,
-                    files: Vec::new(),
-                })),
+                result: Ok(Arc::new(WebSettings::none())),
             }),
-            verified: Mutex::new(HashSet::new()),
+            passwords: auth::Passwords::default(),
+            bucket: Mutex::new(auth::Bucket::default()),
         })
     }
 
@@ -99,7 +97,8 @@ impl WebConfig {
                 files: settings.files.clone(),
                 result: Ok(Arc::new(settings)),
             }),
-            verified: Mutex::new(HashSet::new()),
+            passwords: auth::Passwords::default(),
+            bucket: Mutex::new(auth::Bucket::default()),
         }))
     }
 
@@ -135,10 +134,7 @@ impl WebConfig {
                 tracing::error!(error = %e, "web configuration invalid: refusing requests until it is fixed");
             }
         }
-        self.verified
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.passwords.forget();
         c.stamp = fingerprint(&c.files);
         c.result = result;
         c.result.clone()
@@ -155,65 +151,41 @@ impl WebConfig {
         }
     }
 
-    /// Whether `authorization` (the header) names a configured user with the
-    /// right password. Unknown users cost a bcrypt check too, so timing does
-    /// not tell which users exist.
-    async fn authorized(&self, s: &WebSettings, authorization: Option<&str>) -> bool {
-        let Some((user, pass)) = authorization.and_then(basic_credentials) else {
-            return false;
-        };
-        let (hash, known) = match s.users.get(&user) {
-            Some(h) => (h.clone(), true),
-            None => (dummy_hash().to_string(), false),
-        };
-        let key = (user, pass, hash);
-        if known
-            && self
-                .verified
+    /// Takes a token of the rate limit in force; `false`: answer 429.
+    fn admit(&self, s: &WebSettings) -> bool {
+        match s.rate_limit {
+            None => true,
+            Some(limit) => self
+                .bucket
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .contains(&key)
-        {
-            return true;
+                .take(limit, std::time::Instant::now()),
         }
-        let (pass, hash) = (key.1.clone(), key.2.clone());
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(pass, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false)
-            && known;
-        if ok {
-            let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-            if v.len() >= VERIFIED_CACHE {
-                v.clear();
-            }
-            v.insert(key);
-        }
-        ok
     }
 }
 
-/// A valid bcrypt hash of nothing anybody sends, for unknown users.
-fn dummy_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| bcrypt::hash("whatsapp-exporter: no such user", 10).unwrap_or_default())
+/// What [`guard`] needs: the web configuration and the series it counts refusals in.
+#[derive(Clone)]
+pub struct Guard {
+    /// The web configuration in force.
+    pub web: Arc<WebConfig>,
+    /// Where refused requests are counted.
+    pub http: crate::metrics::HttpMetrics,
 }
 
-fn basic_credentials(h: &str) -> Option<(String, String)> {
-    let (scheme, rest) = h.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (u, p) = text.split_once(':')?;
-    Some((u.to_string(), p.to_string()))
+fn too_many(retry_after: &'static str) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, retry_after)],
+        "Too Many Requests\n",
+    )
+        .into_response()
 }
 
-/// Middleware: basic auth (when users are configured) and the configured
-/// response headers, on every path.
-pub async fn guard(State(web): State<Arc<WebConfig>>, req: Request, next: Next) -> Response {
+/// Middleware: the rate limit, basic auth (when users are configured) and
+/// the configured response headers, on every path, in exporter-toolkit's order.
+pub async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
+    let web = &g.web;
     let settings = match web.current() {
         Ok(s) => s,
         Err(_) => {
@@ -224,24 +196,31 @@ pub async fn guard(State(web): State<Arc<WebConfig>>, req: Request, next: Next) 
                 .into_response();
         }
     };
-    let mut resp = if settings.users.is_empty()
-        || web
-            .authorized(
-                &settings,
-                req.headers()
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok()),
-            )
-            .await
-    {
-        next.run(req).await
+    if !web.admit(&settings) {
+        g.http.refused("rate_limit");
+        return too_many("1");
+    }
+    let verdict = if settings.users.is_empty() {
+        Verdict::Allowed
     } else {
-        (
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        web.passwords.check(&settings, header).await
+    };
+    let mut resp = match verdict {
+        Verdict::Allowed => next.run(req).await,
+        Verdict::Denied => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Basic")],
             "Unauthorized\n",
         )
-            .into_response()
+            .into_response(),
+        Verdict::Busy => {
+            g.http.refused("auth_busy");
+            too_many("1")
+        }
     };
     for (k, v) in &settings.headers {
         resp.headers_mut().insert(k.clone(), v.clone());
@@ -283,7 +262,7 @@ mod tests {
                 "cannot be set",
             ),
             (
-                "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+                "http_server_config:\n  headers:\n    X-Frame-Options: DENY\n",
                 "invalid value",
             ),
             (
@@ -291,24 +270,13 @@ mod tests {
                 "cert_file",
             ),
             ("tls_config: {}\n", "unknown field"),
+            (
+                "http_server_config:\n  headers:\n    x-frame-options: deny\n",
+                "cannot be set",
+            ),
         ] {
             let e = load(&write(&d, "web.yml", text)).err().unwrap();
             assert!(e.to_string().contains(want), "{text}: {e}");
         }
-    }
-
-    #[test]
-    fn credentials_parse() {
-        // "alice:s3cret:with:colons"
-        let h = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("alice:s3cret:with:colons")
-        );
-        assert_eq!(
-            basic_credentials(&h),
-            Some(("alice".into(), "s3cret:with:colons".into()))
-        );
-        assert_eq!(basic_credentials("Bearer x"), None);
-        assert_eq!(basic_credentials("Basic !!!"), None);
     }
 }

@@ -20,3 +20,4 @@ mod support;
 mod sweep;
 mod traces;
 mod web;
+mod web_config;

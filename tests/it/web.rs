@@ -251,8 +251,8 @@ fn a_bad_web_config_is_a_clear_error_at_start_up() {
         ),
         ("basic_auth_users:\n  alice: hunter2\n", "not a bcrypt hash"),
         (
-            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAnyClientCert\n",
-            "not supported",
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireSomething\n",
+            "invalid ClientAuth",
         ),
         (
             "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS10\n",
