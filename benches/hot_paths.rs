@@ -78,7 +78,7 @@ fn decode_and_count(c: &mut Criterion) {
         })
     });
     // A walk of the window (what the driver hands the scan).
-    let walk = TargetState::default().begin(NOW - 86_400);
+    let walk = TargetState::default().begin(NOW - 86_400, NOW + 86_400);
     g.bench_function("decode_and_count_all_new", |b| {
         b.iter_batched(
             TargetState::default,

@@ -200,7 +200,7 @@ fn simulate(rate: u32, hours: i64, mode: Mode, rt: &tokio::runtime::Runtime) -> 
                 }
             }
         }
-        let mut walk = st.begin(now - LOOKBACK);
+        let mut walk = st.begin(now - LOOKBACK, now + LOOKBACK);
         let baseline = !st.baseline_done;
         let source = Source(&world);
         let (calls, truncated, swept) = match mode {

@@ -32,7 +32,7 @@ pub fn scan_page<'p>(
     seen: &mut SeenEvents,
     this_walk: &mut HashSet<u64>,
     stop_at_seen: bool,
-    edge: i64,
+    (edge, ceiling): (i64, i64),
 ) -> Scan<&'p Activity> {
     let mut scan = Scan::default();
     for rec in &page.data {
@@ -46,7 +46,7 @@ pub fn scan_page<'p>(
             continue;
         }
         let key = identity(rec, ts);
-        if seen.insert(key, Mark::at(ts)).is_none() {
+        if seen.insert(key, Mark::at(ts.min(ceiling))).is_none() {
             this_walk.insert(key);
             scan.new += 1;
             scan.found.push(rec);
@@ -104,7 +104,7 @@ impl Collect for ActivitiesCollector {
             &mut st.seen,
             &mut walk.this_walk,
             walk.stop_at_seen,
-            walk.edge,
+            (walk.edge, walk.ceiling),
         )
     }
 
@@ -150,7 +150,7 @@ mod tests {
             paging: None,
             invalid: Vec::new(),
         };
-        let s = scan_page(&p, &mut seen, &mut walk, true, 100);
+        let s = scan_page(&p, &mut seen, &mut walk, true, (100, i64::MAX));
         assert_eq!(s.new, 2);
         assert!(!s.stop);
         let p2 = Page {
@@ -159,22 +159,22 @@ mod tests {
             invalid: Vec::new(),
         };
         // Seen in this same walk (pushed down by a new record): keep going.
-        let s = scan_page(&p2, &mut seen, &mut walk, true, 100);
+        let s = scan_page(&p2, &mut seen, &mut walk, true, (100, i64::MAX));
         assert_eq!(s.new, 1);
         assert!(!s.stop);
         // In the next collection, a seen record is the boundary.
-        let s = scan_page(&p2, &mut seen, &mut HashSet::new(), true, 100);
+        let s = scan_page(&p2, &mut seen, &mut HashSet::new(), true, (100, i64::MAX));
         assert_eq!(s.new, 0);
         assert!(s.stop);
         // After a failed walk, seen records are no boundary.
-        let s = scan_page(&p2, &mut seen, &mut HashSet::new(), false, 100);
+        let s = scan_page(&p2, &mut seen, &mut HashSet::new(), false, (100, i64::MAX));
         assert!(!s.stop);
         let old = Page {
             data: vec![rec(Some("a0"), 50)],
             paging: None,
             invalid: Vec::new(),
         };
-        let s = scan_page(&old, &mut seen, &mut HashSet::new(), true, 100);
+        let s = scan_page(&old, &mut seen, &mut HashSet::new(), true, (100, i64::MAX));
         assert!(s.stop && s.new == 0);
         assert!(!seen.contains(identity(&old.data[0], 50)));
     }

@@ -81,7 +81,7 @@ async fn collect_in_span(
     st.last_attempt = Some(started);
     st.label_cap = g.settings.max_label_values;
     span.record("baseline", !st.baseline_done);
-    let mut walk = st.begin(g.settings.edge());
+    let mut walk = st.begin(g.settings.edge(), g.settings.ceiling());
     let (pages, result) = match spec.collector {
         CollectorKind::Activities => {
             walk_edge(&g.activities, g, member, &mut st, &mut walk, deadline).await

@@ -82,11 +82,11 @@ impl Generation {
     /// The first generation of the process: every target restored from its
     /// record in the state store, if it has one.
     pub fn first(parts: Parts, metrics: &Metrics) -> Generation {
-        let edge = parts.settings.edge();
+        let window = (parts.settings.edge(), parts.settings.ceiling());
         let members = parts
             .targets
             .iter()
-            .map(|spec| fresh(metrics, spec, parts.store.as_deref(), edge))
+            .map(|spec| fresh(metrics, spec, parts.store.as_deref(), window))
             .collect();
         Generation::assemble(parts, members, metrics)
     }
@@ -99,7 +99,7 @@ impl Generation {
     pub async fn next(&self, parts: Parts, metrics: &Metrics) -> Generation {
         let mut old: HashMap<&TargetLabels, &Member> =
             self.members.iter().map(|m| (&m.target.labels, m)).collect();
-        let edge = parts.settings.edge();
+        let window = (parts.settings.edge(), parts.settings.ceiling());
         let mut members = Vec::with_capacity(parts.targets.len());
         for spec in &parts.targets {
             match old.remove(&TargetLabels::from(spec)) {
@@ -107,7 +107,7 @@ impl Generation {
                     spec: spec.clone(),
                     target: kept.target.clone(),
                 }),
-                None => members.push(fresh(metrics, spec, parts.store.as_deref(), edge)),
+                None => members.push(fresh(metrics, spec, parts.store.as_deref(), window)),
             }
         }
         let ids: HashSet<&str> = parts.targets.iter().map(|s| s.id.as_str()).collect();
@@ -122,7 +122,7 @@ impl Generation {
                 .iter()
                 .map(|m| state_file::target_key(m.target.labels.collector, &m.target.labels.target))
                 .collect();
-            store.forget_before(edge, keep);
+            store.forget_before(window.0, keep);
         }
         Generation::assemble(parts, members, metrics)
     }
@@ -148,9 +148,14 @@ impl Generation {
 }
 
 /// A target new to this process: its series created, and its record in the
-/// state store, if any, restored and pruned at `edge`. A record that cannot
+/// state store, if any, restored and pruned to the window from `edge` to `ceiling`. A record that cannot
 /// be read is logged and the target takes a baseline.
-fn fresh(metrics: &Metrics, spec: &TargetSpec, store: Option<&Store>, edge: i64) -> Member {
+fn fresh(
+    metrics: &Metrics,
+    spec: &TargetSpec,
+    store: Option<&Store>,
+    (edge, ceiling): (i64, i64),
+) -> Member {
     let key = state_file::target_key(spec.collector.as_str(), &spec.id);
     let saved = store.and_then(|s| match s.load(&key) {
         Ok(r) => r,
@@ -160,7 +165,7 @@ fn fresh(metrics: &Metrics, spec: &TargetSpec, store: Option<&Store>, edge: i64)
         }
     });
     let state = saved
-        .map(|rec| TargetState::restored(rec, edge))
+        .map(|rec| TargetState::restored(rec, edge, ceiling))
         .unwrap_or_default();
     let last_event = state.last_event;
     let target = Arc::new(Target::new(spec, state));

@@ -156,7 +156,7 @@ pub fn scan_page<'p>(
                     s => states.index_within(label_str(s), cap),
                 };
                 Mark {
-                    time: ts,
+                    time: ts.min(walk.ceiling),
                     state,
                     undelivered,
                     app,
@@ -463,7 +463,7 @@ mod tests {
         st: &mut TargetState,
         edge: i64,
     ) -> Scan<Sighting<'p>> {
-        let walk = st.begin(edge);
+        let walk = st.begin(edge, i64::MAX);
         scan_page(p, st, &walk)
     }
 
@@ -589,7 +589,7 @@ mod tests {
             Duration::from_secs(600),
         );
         let mut st = TargetState::default();
-        let mut walk = st.begin(0);
+        let mut walk = st.begin(0, i64::MAX);
         let run = |st: &mut TargetState, walk: &mut Walk, p: &Page<MessageHistory>, counting| {
             let s = c.scan(p, st, walk);
             c.count("1", &s.found, st, counting);
@@ -673,7 +673,7 @@ mod tests {
         c.settle("1", &mut st, &walk, 1000 + 599);
         assert_eq!(events.undelivered.get(&phone).unwrap().get(), 0);
         // Past the lookback edge, the gauge drops the events (its series stay, at 0).
-        let later = st.begin(2000);
+        let later = st.begin(2000, i64::MAX);
         c.settle("1", &mut st, &later, 3000);
         assert_eq!(gauge("PENDING"), Some(0));
     }

@@ -264,6 +264,25 @@ impl SeenEvents {
         self.retain(|_, m| m.time >= edge)
     }
 
+    /// Forgets events older than `edge` and brings back to `ceiling` any
+    /// dated after it (a sender's clock far ahead), so that every entry
+    /// leaves with the window; returns how many were forgotten or moved.
+    pub fn prune_window(&mut self, edge: i64, ceiling: i64) -> usize {
+        let mut moved = Vec::new();
+        for slot in self.slots.iter_mut().filter(|s| s.0 != EMPTY) {
+            let mut m = Mark::unpack(slot.1);
+            if m.time > ceiling {
+                m.time = ceiling;
+                slot.1 = m.pack();
+                moved.push(slot.0);
+            }
+        }
+        for k in &moved {
+            self.logged(*k);
+        }
+        moved.len() + self.prune(edge)
+    }
+
     /// Number of remembered events.
     pub fn len(&self) -> usize {
         self.len
@@ -402,6 +421,24 @@ mod tests {
         assert_eq!(s.prune(60), 1);
         assert!(s.contains(1) && !s.contains(2));
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn far_future_entries_are_brought_back_and_leave_with_the_window() {
+        let mut s = SeenEvents::default();
+        s.insert(1, Mark::at(100));
+        s.insert(2, Mark::at(4_000_000_000));
+        let _ = s.take_changes();
+        assert_eq!(s.prune_window(50, 200), 1);
+        assert_eq!(s.get(2).map(|m| m.time), Some(200));
+        assert!(s.has_changes(), "the move is written");
+        assert_eq!(s.prune_window(150, 300), 1, "the early one leaves");
+        assert_eq!(
+            s.prune_window(201, 400),
+            1,
+            "the moved one leaves with the window"
+        );
+        assert!(s.is_empty());
     }
 
     #[test]

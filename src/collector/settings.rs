@@ -68,6 +68,12 @@ impl CollectSettings {
     pub fn edge(&self) -> i64 {
         unix_now() - self.lookback.as_secs() as i64
     }
+
+    /// As far ahead of now as the lookback reaches behind: no event is
+    /// remembered as later than this.
+    pub fn ceiling(&self) -> i64 {
+        unix_now() + self.lookback.as_secs() as i64
+    }
 }
 
 /// Unix seconds now.

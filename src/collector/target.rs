@@ -81,6 +81,9 @@ pub struct Tally {
 pub struct Walk {
     /// The lookback edge (unix seconds): older events are neither counted nor remembered.
     pub edge: i64,
+    /// As far ahead of now as the edge is behind: a later event is
+    /// remembered as of this time, so that it leaves with the window.
+    pub ceiling: i64,
     /// The baseline is done: new events count (else they are only remembered).
     pub counting: bool,
     /// A record seen before this walk is the boundary (activities, after a complete walk).
@@ -170,10 +173,12 @@ pub struct TargetState {
 }
 
 impl TargetState {
-    /// The state saved in the state file, pruned at the lookback `edge`.
-    pub fn restored(rec: TargetRecord, edge: i64) -> TargetState {
+    /// The state saved in the state file, pruned to the window from the
+    /// lookback `edge` to `ceiling`.
+    pub fn restored(rec: TargetRecord, edge: i64, ceiling: i64) -> TargetState {
         let mut seen = SeenEvents::from_entries(rec.seen.into_iter().map(|e| (e.key, e.mark)));
-        seen.prune(edge);
+        // Entries moved back from the future are logged, so written next time.
+        seen.prune_window(edge, ceiling);
         let mut sweep = rec.sweep;
         // A file from before the sweep: the head reads on to the newest event it knew.
         sweep.head_mark = sweep.head_mark.or(rec.last_event_timestamp);
@@ -248,15 +253,17 @@ impl TargetState {
         }
     }
 
-    /// Starts a walk: forgets events older than `edge`, clears the tally.
-    pub fn begin(&mut self, edge: i64) -> Walk {
+    /// Starts a walk: forgets events older than `edge` (and brings back
+    /// those dated after `ceiling`), clears the tally.
+    pub fn begin(&mut self, edge: i64, ceiling: i64) -> Walk {
         self.tally = Tally::default();
-        if self.seen.prune(edge) > 0 {
+        if self.seen.prune_window(edge, ceiling) > 0 {
             self.dirty = true;
         }
         self.sweep.prune(edge);
         Walk {
             edge,
+            ceiling,
             counting: self.baseline_done,
             // After a walk that failed partway, records it saw sit above
             // records nobody has seen yet: no boundary until a walk completes.

@@ -580,3 +580,52 @@ async fn latency_and_undelivered_messages() {
     assert_eq!(m.val(&format!("{LATENCY}_count"), &delivered), 1.0);
     exp.stop().await;
 }
+
+/// An event dated years ahead (a sender's clock gone wrong) counts once and
+/// is remembered no later than now plus the lookback, so it leaves the
+/// seen-state with the window instead of staying for years.
+#[tokio::test]
+async fn a_far_future_event_counts_once_and_leaves_with_the_window() {
+    let (sim, url) = simulator().await;
+    let dir = temp_dir("far-future");
+    let path = dir.join("state.db");
+    let yaml = config_yaml(
+        &url,
+        "  lookback: 1h\n",
+        &format!("state_file: {}\n", path.display()),
+    );
+    let exp = Exporter::start(&yaml).await;
+    exp.scrape().await; // baseline
+    let years = 10 * 365 * 86_400;
+    sim.add_activity(
+        WABA,
+        SimActivity::new("USER", "USER_ADDED", now() + years),
+        true,
+    );
+    sim.add_message(PHONE, vec![SimEvent::new("SENT", now() + years)]);
+    for _ in 0..3 {
+        let m = exp.scrape().await;
+        assert_eq!(
+            m.get(ACTIVITY, &[("waba_id", WABA), ("event_type", "USER_ADDED")]),
+            Some(1.0)
+        );
+        assert_eq!(status(&m, PHONE, "SENT"), 1.0);
+    }
+    exp.stop().await;
+    let ceiling = now() + 3600;
+    let mut ahead = 0;
+    for (key, rec) in stored(&path) {
+        for e in &rec.seen {
+            ahead += usize::from(e.mark.time > now() + 3000);
+            assert!(
+                e.mark.time <= ceiling,
+                "{key}: an entry remembered at {} is past now plus the lookback ({ceiling})",
+                e.mark.time
+            );
+        }
+    }
+    assert_eq!(
+        ahead, 2,
+        "the activity and the SENT event, brought back to the ceiling"
+    );
+}

@@ -485,7 +485,7 @@ impl Harness {
             head_age: c.head_age,
             now: (1_000 + self.world.next) as f64,
         };
-        let mut walk = self.st.begin(0);
+        let mut walk = self.st.begin(0, i64::MAX);
         let pages = WorldPages {
             world: &mut self.world,
             page_size: c.page_size,
@@ -603,7 +603,7 @@ impl Harness {
             file.targets.insert("t".into(), self.st.record());
             let json = serde_json::to_string(&file).unwrap();
             let back: StateFile = serde_json::from_str(&json).unwrap();
-            self.st = TargetState::restored(back.targets["t"].clone(), 0);
+            self.st = TargetState::restored(back.targets["t"].clone(), 0, i64::MAX);
         } else {
             self.st = TargetState::default();
             self.sweep_began = None;
