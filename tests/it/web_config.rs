@@ -107,9 +107,11 @@ enum Verdict {
     Serves(Vec<(Client, Expect)>),
 }
 
-struct Fixtures {
-    ca: String,
-    dir: std::path::PathBuf,
+/// A directory with the server certificate (for `localhost`, signed by
+/// `ca`), two self-signed client certificates, and the fixtures written there.
+pub struct Fixtures {
+    pub ca: String,
+    pub dir: std::path::PathBuf,
 }
 
 fn self_signed_client(dir: &Path, name: &str, san: Option<&str>) {
@@ -127,7 +129,7 @@ fn self_signed_client(dir: &Path, name: &str, san: Option<&str>) {
     std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
 }
 
-fn fixtures() -> Fixtures {
+pub fn fixtures() -> Fixtures {
     let dir = temp_dir("web-config-parity");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -475,6 +477,51 @@ fn curve(name: &str) -> &'static dyn SupportedKxGroup {
     }
 }
 
+/// A TLS connection to the exporter over `tcp`, trusting the fixtures' CA.
+pub async fn tls_connect(
+    f: &Fixtures,
+    tcp: tokio::net::TcpStream,
+    cert: Option<&str>,
+    suites: &[&str],
+    curves: &[&str],
+    tls12: bool,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if !suites.is_empty() {
+        provider.cipher_suites = suites.iter().map(|s| suite(s)).collect();
+    }
+    if !curves.is_empty() {
+        provider.kx_groups = curves.iter().map(|c| curve(c)).collect();
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls12 {
+        &[&rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(f.ca.as_bytes()).unwrap())
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match cert {
+        Some(name) => {
+            let chain =
+                vec![CertificateDer::from_pem_file(f.dir.join(format!("{name}.pem"))).unwrap()];
+            let key = PrivateKeyDer::from_pem_file(f.dir.join(format!("{name}.key"))).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))
+}
+
 /// One `GET /-/healthy`: the status and the negotiated suite, or why no
 /// HTTP answer came.
 async fn get(f: &Fixtures, port: u16, client: Client) -> Result<(u16, Option<String>), String> {
@@ -497,42 +544,7 @@ async fn get(f: &Fixtures, port: u16, client: Client) -> Result<(u16, Option<Str
             curves,
             tls12,
         } => {
-            let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-            if !suites.is_empty() {
-                provider.cipher_suites = suites.iter().map(|s| suite(s)).collect();
-            }
-            if !curves.is_empty() {
-                provider.kx_groups = curves.iter().map(|c| curve(c)).collect();
-            }
-            let versions: &[&rustls::SupportedProtocolVersion] = if tls12 {
-                &[&rustls::version::TLS12]
-            } else {
-                &[&rustls::version::TLS13, &rustls::version::TLS12]
-            };
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(CertificateDer::from_pem_slice(f.ca.as_bytes()).unwrap())
-                .unwrap();
-            let builder = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
-                .with_protocol_versions(versions)
-                .unwrap()
-                .with_root_certificates(roots);
-            let config = match cert {
-                Some(name) => {
-                    let chain = vec![
-                        CertificateDer::from_pem_file(f.dir.join(format!("{name}.pem"))).unwrap(),
-                    ];
-                    let key =
-                        PrivateKeyDer::from_pem_file(f.dir.join(format!("{name}.key"))).unwrap();
-                    builder.with_client_auth_cert(chain, key).unwrap()
-                }
-                None => builder.with_no_client_auth(),
-            };
-            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-            let mut tls = connector
-                .connect(ServerName::try_from("localhost").unwrap(), tcp)
-                .await
-                .map_err(|e| format!("handshake: {e}"))?;
+            let mut tls = tls_connect(f, tcp, cert, suites, curves, tls12).await?;
             suite_name = tls
                 .get_ref()
                 .1
