@@ -353,3 +353,73 @@ async fn a_password_flood_is_bounded_and_the_scraper_still_served() {
     let answered_429 = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!(refused, answered_429 as f64);
 }
+
+/// `/probe` of a fast target answers while a scrape of a slow neighbour is
+/// still collecting (with a state store, which every collection writes):
+/// a probe waits only for its own target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_waits_only_for_its_own_target() {
+    let dir = temp_dir("probe-neighbour");
+    let (sim, url) = simulator().await;
+    let cfg = config_file_with_token_file(&url, &dir);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!("state_file: {}\n", dir.join("state.db").display()));
+    std::fs::write(&cfg, text).unwrap();
+    let (_running, port) = start(
+        &flags(&[
+            &format!("--config.file={}", cfg.display()),
+            "--log.level=error",
+        ]),
+        None,
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    assert_eq!(
+        client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let before = sim.requests("message_history", PHONE2);
+    sim.set_fault(
+        PHONE2,
+        Some(whatsapp_exporter::sim::Fault::Delay(Duration::from_secs(6))),
+    );
+    let slow = tokio::spawn({
+        let req = client.get(format!("{base}/metrics"));
+        async move { req.send().await.map(|r| r.status().as_u16()) }
+    });
+    // The slow scrape is under way once PHONE2's request is held.
+    eventually(
+        Duration::from_secs(10),
+        "the slow collection to start",
+        || {
+            let sim = sim.clone();
+            async move { (sim.requests("message_history", PHONE2) > before).then_some(()) }
+        },
+    )
+    .await;
+    let probe = client
+        .get(format!(
+            "{base}/probe?target={PHONE}&collector=message_history"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(probe.status(), 200);
+    assert!(probe.text().await.unwrap().contains(PHONE));
+    assert!(
+        !slow.is_finished(),
+        "the probe answered only after its slow neighbour's scrape"
+    );
+    sim.set_fault(PHONE2, None);
+    assert_eq!(slow.await.unwrap().unwrap(), 200);
+}
