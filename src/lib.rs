@@ -24,15 +24,19 @@
 //!   event and message (`seen`), the state store (`store`: redb, one writer, what each collection
 //!   changed) and the JSON file of earlier releases it imports (`state_file`), phone number
 //!   listing (`discovery`), `collect:` settings (`settings`).
-//! - [`metrics`]: the metric groups (`api`, `collection`, `events`, `phones`, `process`),
+//! - [`metrics`]: the metric groups (`api`, `collection`, `events`, `phones`, `process`,
+//!   `http`: the server's connections and refusals),
 //!   their label sets, values and caps (`labels`), families that list their series (`tracked`),
 //!   what the groups share (`shared`), the answer of one scrape built from them
 //!   (`exposition`), both text formats (`encode`).
 //! - [`server`]: HTTP only: what requests share (`state`), `router(state)` and its handlers
 //!   (`routes`); `run(listener, state, shutdown)`: accept loop, TLS, bounded graceful
-//!   shutdown, binding, signals (`listen`).
-//! - [`web`]: `--web.config.file`: re-read on change, basic auth, headers (`mod`); the file
-//!   and its TLS settings (`file`).
+//!   shutdown, binding, signals (`listen`); every connection watched against the
+//!   read-header and idle timeouts and the connection bound (`conn`).
+//! - [`web`]: `--web.config.file` in exporter-toolkit's format: re-read on change, the
+//!   guard middleware (`mod`); the file and its checks (`file`); TLS settings, Go's
+//!   suite and curve names (`tls`); client certificates as Go checks them (`client_auth`);
+//!   bounded, remembered password checks and the rate limit (`auth`).
 //! - [`telemetry`]: logs, OTLP traces and W3C trace context (`mod`); the `OTEL_*` settings
 //!   and the tracer provider (`otlp`).
 //! - [`sim`]: the Graph API simulator used by the tests and `--demo`: its data and handle
