@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
-/// The bounds of [`Connections`], from the `--web.*` flags.
+/// The bounds every connection is held to, from the `--web.*` flags.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// `--web.read-header-timeout`: longest a request head may take to arrive.

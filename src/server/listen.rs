@@ -31,7 +31,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` completes; then stops accepting, lets requests in
 /// flight finish (for at most `shutdown_timeout`), and closes the state store.
-/// Every connection is watched by [`Connections`]: see [`crate::server::Limits`].
+/// Every connection is watched: see [`crate::server::Limits`].
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
