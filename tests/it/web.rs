@@ -152,13 +152,18 @@ async fn tls_and_basic_auth() {
         .unwrap();
     assert_eq!(healthy.status(), 200);
 
-    // Plain HTTP to the TLS port gets no HTTP answer.
+    // Plain HTTP to the TLS port gets Go's 400, nothing of the exporter's.
     let plain = reqwest::Client::new()
         .get(format!("http://{addr}/metrics"))
         .timeout(Duration::from_secs(5))
         .send()
-        .await;
-    assert!(plain.is_err(), "{plain:?}");
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 400);
+    assert_eq!(
+        plain.text().await.unwrap(),
+        "Client sent an HTTP request to an HTTPS server.\n"
+    );
     // Nor does a client that does not trust the certificate.
     let other = client(&Ca::new("other CA"), None).get(&url).send().await;
     assert!(other.is_err());
