@@ -131,7 +131,12 @@ impl Conn {
         let limit = HANDSHAKE_TIMEOUT.min(self.connections.limits().read_header_timeout);
         let handshake = async {
             let mut first = [0u8; 1];
-            if tcp.peek(&mut first).await.is_ok() && looks_like_plain_http(&first) {
+            match tcp.peek(&mut first).await {
+                // Closed before a byte (a TCP health check): nothing to say.
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+            if looks_like_plain_http(&first) {
                 // As Go's server does; the client reads it as an HTTP answer.
                 let _ = tcp.write_all(PLAIN_HTTP_ON_TLS).await;
                 let _ = tcp.shutdown().await;

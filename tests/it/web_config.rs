@@ -98,6 +98,17 @@ struct Case {
     name: &'static str,
     yaml: String,
     verdict: Verdict,
+    /// Logged at warn when its probes' handshakes are rejected.
+    logged: Option<&'static str>,
+}
+
+impl Case {
+    fn logged(self, reason: &'static str) -> Case {
+        Case {
+            logged: Some(reason),
+            ..self
+        }
+    }
 }
 
 enum Verdict {
@@ -167,6 +178,7 @@ fn cases(f: &Fixtures) -> Vec<Case> {
         name,
         yaml: yaml.to_string(),
         verdict,
+        logged: None,
     };
     vec![
         case(
@@ -400,7 +412,8 @@ fn cases(f: &Fixtures) -> Vec<Case> {
                 (with_cert("client2_selfsigned"), NoTls),
                 (TLS, NoTls),
             ]),
-        ),
+        )
+        .logged("invalid peer certificate"),
         case(
             "web_config_auth_client_san.good.yaml",
             &format!(
@@ -414,7 +427,8 @@ fn cases(f: &Fixtures) -> Vec<Case> {
                 "{SERVER}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: client2_selfsigned.pem\n  client_allowed_sans:\n    - bad\n"
             ),
             Serves(vec![(with_cert("client2_selfsigned"), NoTls)]),
-        ),
+        )
+        .logged("none of client_allowed_sans"),
         case(
             "web_config_noAuth.good.blocking.yml",
             &format!("{SERVER}  client_auth_type: RequireAndVerifyClientCert\n"),
@@ -630,10 +644,10 @@ async fn web_configs_mean_what_they_mean_to_exporter_toolkit() {
                     "--demo",
                     &format!("--web.listen-address=127.0.0.1:{port}"),
                     &format!("--web.config.file={}", path.display()),
-                    "--log.level=error",
+                    "--log.level=warn",
                 ])
                 .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
+                .stderr(std::fs::File::create(f.dir.join(format!("{}.log", case.name))).unwrap())
                 .spawn()
                 .unwrap(),
         );
@@ -677,6 +691,17 @@ async fn web_configs_mean_what_they_mean_to_exporter_toolkit() {
             if let Some(got) = verdict {
                 failures.push(format!("{}: want {expect:?}, got {got}", case.name));
             }
+        }
+        if let Some(reason) = case.logged {
+            // A rejected handshake is logged at warn, with its reason.
+            let log = f.dir.join(format!("{}.log", case.name));
+            let seen = eventually(Duration::from_secs(10), "the rejection in the log", || {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                async move {
+                    (text.contains("TLS handshake rejected") && text.contains(reason)).then_some(())
+                }
+            });
+            seen.await;
         }
     }
     assert!(
