@@ -24,6 +24,7 @@ use crate::server::conn::{
 };
 use crate::server::routes::router;
 use crate::server::state::AppState;
+use crate::web::ClientAddr;
 
 /// Longest a client may take over its TLS handshake (or the read-header
 /// timeout, when that is shorter).
@@ -167,9 +168,11 @@ impl Conn {
     {
         let activity = slot.activity.clone();
         let app = self.app.clone();
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let client = ClientAddr(self.peer.ip());
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             // Held until the response head is ready: see `conn`.
             let guard = activity.begin();
+            req.extensions_mut().insert(client);
             let app = app.clone();
             async move {
                 let response = app.oneshot(req).await;

@@ -4,15 +4,17 @@
 //! bcrypt is slow on purpose (a cost-12 check takes a quarter of a second of
 //! one core), so the checks are bounded: one runs at a time, on a blocking
 //! thread that keeps its permit until it ends even when its client has gone;
-//! at most [`MAX_WAITING`] more wait, and a request past that gets 429 at
-//! once. Outcomes are remembered: a password that matched is not checked
+//! at most [`MAX_WAITING`] more wait, of which [`MAX_WAITING_PER_CLIENT`]
+//! from one client address, and a request past that gets 429 at once: a
+//! flood from one host keeps one place in the queue, so another client's
+//! first login waits for at most two checks before its own. Outcomes are remembered: a password that matched is not checked
 //! again (so a scraper that has logged in once is served at once, flood or
 //! not), and a wrong one repeated costs nothing. An unknown user's password
 //! is checked against the configured hash of the highest cost, so that it
 //! takes as long as a known user's.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -22,7 +24,9 @@ use tokio::sync::Semaphore;
 use crate::web::file::{RateLimit, WebSettings};
 
 /// Password checks waiting for the one running, at most.
-pub const MAX_WAITING: usize = 8;
+pub const MAX_WAITING: usize = 64;
+/// Of those, from one client address.
+pub const MAX_WAITING_PER_CLIENT: usize = 1;
 /// Outcomes remembered, of each kind (the memory is cleared when full).
 const REMEMBERED: usize = 1024;
 /// Credentials longer than this are checked but not remembered.
@@ -48,7 +52,14 @@ pub struct Passwords {
     matched: Mutex<HashSet<Key>>,
     wrong: Mutex<HashSet<Key>>,
     running: Arc<Semaphore>,
-    waiting: AtomicUsize,
+    /// Checks waiting, by client address.
+    waiting: Mutex<Waiting>,
+}
+
+#[derive(Debug, Default)]
+struct Waiting {
+    total: usize,
+    by_client: HashMap<Option<IpAddr>, usize>,
 }
 
 impl Default for Passwords {
@@ -57,7 +68,7 @@ impl Default for Passwords {
             matched: Mutex::new(HashSet::new()),
             wrong: Mutex::new(HashSet::new()),
             running: Arc::new(Semaphore::new(1)),
-            waiting: AtomicUsize::new(0),
+            waiting: Mutex::new(Waiting::default()),
         }
     }
 }
@@ -77,12 +88,35 @@ fn remembered(set: &Mutex<HashSet<Key>>, key: &Key) -> bool {
     set.lock().unwrap_or_else(|p| p.into_inner()).contains(key)
 }
 
-/// Counts a waiting check until dropped (also when its request is dropped).
-struct Waiting<'a>(&'a AtomicUsize);
+/// A waiting check's place, given back when dropped (also when its request is dropped).
+struct Place<'a> {
+    waiting: &'a Mutex<Waiting>,
+    client: Option<IpAddr>,
+}
 
-impl Drop for Waiting<'_> {
+impl<'a> Place<'a> {
+    fn take(waiting: &'a Mutex<Waiting>, client: Option<IpAddr>) -> Option<Place<'a>> {
+        let mut w = waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = w.by_client.get(&client).copied().unwrap_or(0);
+        if w.total >= MAX_WAITING || mine >= MAX_WAITING_PER_CLIENT {
+            return None;
+        }
+        w.total += 1;
+        w.by_client.insert(client, mine + 1);
+        Some(Place { waiting, client })
+    }
+}
+
+impl Drop for Place<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        w.total = w.total.saturating_sub(1);
+        if let Some(n) = w.by_client.get_mut(&self.client) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                w.by_client.remove(&self.client);
+            }
+        }
     }
 }
 
@@ -96,8 +130,13 @@ impl Passwords {
         self.wrong.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
-    /// Checks the `Authorization` header against the users of `s`.
-    pub async fn check(&self, s: &WebSettings, authorization: Option<&str>) -> Verdict {
+    /// Checks the `Authorization` header of a request from `client` against the users of `s`.
+    pub async fn check(
+        &self,
+        s: &WebSettings,
+        authorization: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Verdict {
         let Some((user, pass)) = authorization.and_then(basic_credentials) else {
             return Verdict::Denied;
         };
@@ -113,15 +152,13 @@ impl Passwords {
         if remembered(&self.wrong, &key) {
             return Verdict::Denied;
         }
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        let Some(place) = Place::take(&self.waiting, client) else {
             return Verdict::Busy;
-        }
-        let waiting = Waiting(&self.waiting);
+        };
         let Ok(permit) = self.running.clone().acquire_owned().await else {
             return Verdict::Denied;
         };
-        drop(waiting);
+        drop(place);
         let (pass, hash) = (key.1.clone(), key.2.clone());
         let matched = tokio::task::spawn_blocking(move || {
             let _running = permit; // held until bcrypt is done, whoever waits

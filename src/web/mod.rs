@@ -164,6 +164,10 @@ impl WebConfig {
     }
 }
 
+/// The address a request came from, put in its extensions by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
 /// What [`guard`] needs: the web configuration and the series it counts refusals in.
 #[derive(Clone)]
 pub struct Guard {
@@ -207,7 +211,8 @@ pub async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        web.passwords.check(&settings, header).await
+        let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
+        web.passwords.check(&settings, header, client).await
     };
     let mut resp = match verdict {
         Verdict::Allowed => next.run(req).await,
