@@ -478,12 +478,7 @@ impl Store {
     }
 
     fn forget_sync(&self, before: i64) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let n = {
-            let mut t = Tables::open(&txn)?;
-            t.forget(before, &HashSet::new())?
-        };
-        txn.commit().map_err(db_err)?;
+        let n = forget_stale(&self.db, before, &HashSet::new())?;
         if n > 0 {
             tracing::info!(
                 targets = n,
@@ -715,20 +710,24 @@ fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>) {
                 }
             }
         }
-        if let Some((before, keep)) = forget {
-            let result = db.begin_write().map_err(db_err).and_then(|txn| {
-                let n = Tables::open(&txn)?.forget(before, &keep)?;
-                txn.commit().map_err(db_err)?;
-                Ok(n)
-            });
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "state store: cannot drop targets no longer collected");
-            }
+        if let Some((before, keep)) = forget
+            && let Err(e) = forget_stale(db, before, &keep)
+        {
+            tracing::warn!(error = %e, "state store: cannot drop targets no longer collected");
         }
         for done in flushes {
             let _ = done.send(());
         }
     }
+}
+
+/// Drops, in one transaction, the targets not in `keep` last saved before
+/// `before` (or unreadable); returns how many.
+fn forget_stale(db: &Database, before: i64, keep: &HashSet<String>) -> Result<usize, StoreError> {
+    let txn = db.begin_write().map_err(db_err)?;
+    let n = Tables::open(&txn)?.forget(before, keep)?;
+    txn.commit().map_err(db_err)?;
+    Ok(n)
 }
 
 #[cfg(test)]
