@@ -3,7 +3,7 @@
 //! anything of it.
 //!
 //! A connection must send a complete request head within the read-header
-//! timeout of being accepted (after its TLS handshake), and of the first
+//! timeout of being accepted (its TLS handshake included), and of the first
 //! byte of each later request; between requests it may stay idle for the
 //! idle timeout. A request in progress is never cut (the scrape deadline
 //! bounds it); once its response head is written, the client has the idle
