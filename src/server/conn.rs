@@ -161,11 +161,12 @@ impl Activity {
     /// request is in progress.
     fn deadline(&self, limits: &Limits) -> Result<Option<(Instant, Cut)>, Cut> {
         let s = self.lock();
+        if s.in_flight > 0 {
+            // Evicted as a request began: it is answered, then the connection closes.
+            return Ok(None);
+        }
         if s.evicted {
             return Err(Cut::Evicted);
-        }
-        if s.in_flight > 0 {
-            return Ok(None);
         }
         Ok(Some(match (s.requests, s.reading_since) {
             (0, _) => (
@@ -447,6 +448,14 @@ mod tests {
         let Admitted::Evicted(busy) = c.admit() else {
             panic!("evicts")
         };
+        assert_eq!(silent.activity.deadline(&c.limits), Err(Cut::Evicted));
+        let late = silent.activity.begin();
+        assert_eq!(
+            silent.activity.deadline(&c.limits),
+            Ok(None),
+            "a request that began as its connection was evicted is answered"
+        );
+        drop(late);
         assert_eq!(silent.activity.deadline(&c.limits), Err(Cut::Evicted));
         assert!(served.activity.deadline(&c.limits).is_ok());
         drop(silent);
