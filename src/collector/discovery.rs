@@ -1,7 +1,7 @@
 //! Phone numbers of the accounts configured without `phone_number_ids`,
 //! listed with `GET /{WABA-ID}/phone_numbers` every `discovery.interval`:
 //! they become message_history targets, and the same call gives their health
-//! (quality rating, messaging limit). Discovered numbers join and leave like the targets of
+//! (quality rating, status, messaging limit). Discovered numbers join and leave like the targets of
 //! a reloaded configuration (a baseline on joining).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,8 +17,9 @@ use crate::metrics::labels::label_value;
 use crate::metrics::phones::ListedPhone;
 
 /// `fields=` of the listing.
-pub const FIELDS: &str =
-    "id,display_phone_number,verified_name,quality_rating,messaging_limit_tier,status";
+/// `whatsapp_business_manager_messaging_limit` is the successor of the
+/// deprecated `messaging_limit_tier`, which is read only when it is absent.
+pub const FIELDS: &str = "id,display_phone_number,verified_name,quality_rating,status,whatsapp_business_manager_messaging_limit,messaging_limit_tier";
 
 #[derive(Debug, Default)]
 struct Found {
@@ -151,6 +152,7 @@ fn health(listed: &[PhoneNumber]) -> Vec<ListedPhone> {
                 display_phone_number: label_value(p.display_phone_number.as_deref()),
                 verified_name: label_value(p.verified_name.as_deref()),
                 quality_rating: label_value(p.quality_rating.as_deref()),
+                status: label_value(p.status.as_deref()),
                 tier: label_value(p.tier().as_deref()),
             })
         })

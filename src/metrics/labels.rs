@@ -289,6 +289,21 @@ impl OfTarget for QualityLabels {
     }
 }
 
+/// `{phone_number_id, status}`: the number's `status` in the listing.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NumberStatusLabels {
+    /// Phone number id.
+    pub phone_number_id: String,
+    /// `CONNECTED`, `DISCONNECTED`, ... or another value the API gives.
+    pub status: String,
+}
+
+impl OfTarget for NumberStatusLabels {
+    fn of_target(&self, t: &TargetLabels) -> bool {
+        phone(&self.phone_number_id, t)
+    }
+}
+
 /// `{phone_number_id, tier}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LimitLabels {

@@ -1,22 +1,34 @@
 //! The phone numbers group: what the listing of an account's numbers says
-//! of each (display number, quality rating, messaging limit).
+//! of each (display number, quality rating, status, messaging limit).
 
 use std::collections::HashSet;
 
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::metrics::exposition::Exposition;
-use crate::metrics::labels::{LimitLabels, PhoneInfoLabels, QualityLabels};
+use std::hash::Hash;
+
+use crate::metrics::labels::{LimitLabels, NumberStatusLabels, PhoneInfoLabels, QualityLabels};
 use crate::metrics::tracked::Tracked;
 
 /// The quality ratings always exposed (0 or 1), whatever the API gives.
 pub const RATINGS: [&str; 4] = ["GREEN", "YELLOW", "RED", "UNKNOWN"];
+/// The number statuses always exposed (0 or 1), whatever the API gives.
+pub const STATUSES: [&str; 6] = [
+    "CONNECTED",
+    "DISCONNECTED",
+    "UNVERIFIED",
+    "PENDING",
+    "FLAGGED",
+    "RESTRICTED",
+];
 
 /// `whatsapp_phone_number_*`.
 #[derive(Clone, Debug)]
 pub struct PhoneMetrics {
     info: Tracked<PhoneInfoLabels, Gauge>,
     quality: Tracked<QualityLabels, Gauge>,
+    status: Tracked<NumberStatusLabels, Gauge>,
     limit: Tracked<LimitLabels, Gauge>,
 }
 
@@ -31,6 +43,8 @@ pub struct ListedPhone {
     pub verified_name: String,
     /// Quality rating (or `unknown`).
     pub quality_rating: String,
+    /// `status` (or `unknown`).
+    pub status: String,
     /// Messaging limit tier (or `unknown`).
     pub tier: String,
 }
@@ -41,6 +55,7 @@ impl PhoneMetrics {
         let m = PhoneMetrics {
             info: Tracked::default(),
             quality: Tracked::default(),
+            status: Tracked::default(),
             limit: Tracked::default(),
         };
         exp.register(
@@ -52,6 +67,11 @@ impl PhoneMetrics {
             "whatsapp_phone_number_quality",
             "1 for the phone number's current quality_rating, 0 for the other ratings (GREEN, YELLOW, RED, UNKNOWN)",
             m.quality.clone(),
+        );
+        exp.register(
+            "whatsapp_phone_number_status",
+            "1 for the phone number's current status, 0 for the other statuses (CONNECTED, DISCONNECTED, UNVERIFIED, PENDING, FLAGGED, RESTRICTED)",
+            m.status.clone(),
         );
         exp.register(
             "whatsapp_phone_number_messaging_limit",
@@ -83,26 +103,26 @@ impl PhoneMetrics {
             };
             self.info.get_or_create(&info).set(1);
             info_keep.insert(info);
-            let current = &p.quality_rating;
-            // A rating the API gave before and gives no more goes.
-            self.quality.retain(|l| {
-                l.phone_number_id != id
-                    || RATINGS.contains(&l.rating.as_str())
-                    || l.rating == *current
-            });
-            for rating in RATINGS
-                .iter()
-                .map(|r| r.to_string())
-                .chain([current.clone()])
-            {
-                let v = i64::from(rating == *current);
-                self.quality
-                    .get_or_create(&QualityLabels {
-                        phone_number_id: p.id.clone(),
-                        rating,
-                    })
-                    .set(v);
-            }
+            one_hot(
+                &self.quality,
+                &RATINGS,
+                &p.quality_rating,
+                |l| (l.phone_number_id == id).then_some(l.rating.as_str()),
+                |rating| QualityLabels {
+                    phone_number_id: p.id.clone(),
+                    rating,
+                },
+            );
+            one_hot(
+                &self.status,
+                &STATUSES,
+                &p.status,
+                |l| (l.phone_number_id == id).then_some(l.status.as_str()),
+                |status| NumberStatusLabels {
+                    phone_number_id: p.id.clone(),
+                    status,
+                },
+            );
             self.limit
                 .retain(|l| l.phone_number_id != id || l.tier == p.tier);
             self.limit
@@ -116,7 +136,26 @@ impl PhoneMetrics {
             .retain(|l| l.waba_id != waba_id || info_keep.contains(l));
         for gone in before.iter().filter(|id| !listed_ids.contains(id.as_str())) {
             self.quality.retain(|l| &l.phone_number_id != gone);
+            self.status.retain(|l| &l.phone_number_id != gone);
             self.limit.retain(|l| &l.phone_number_id != gone);
         }
+    }
+}
+
+/// One number's one-hot series: 1 for `current`, 0 for the other `known`
+/// values; a value the API gave before and gives no more goes. `value_of`
+/// gives a series' value when it is of this number.
+fn one_hot<L: Clone + Hash + Eq>(
+    family: &Tracked<L, Gauge>,
+    known: &[&str],
+    current: &str,
+    value_of: impl Fn(&L) -> Option<&str>,
+    labels: impl Fn(String) -> L,
+) {
+    family.retain(|l| value_of(l).is_none_or(|v| known.contains(&v) || v == current));
+    for v in known.iter().copied().chain([current]) {
+        family
+            .get_or_create(&labels(v.to_string()))
+            .set(i64::from(v == current));
     }
 }

@@ -92,20 +92,24 @@ pub struct SimPhoneNumber {
     pub verified_name: Option<String>,
     /// `quality_rating`.
     pub quality_rating: Option<String>,
-    /// `messaging_limit_tier`.
+    /// `messaging_limit_tier` (deprecated).
     pub messaging_limit_tier: Option<String>,
+    /// `whatsapp_business_manager_messaging_limit`, its successor (`TIER_2K`).
+    pub whatsapp_business_manager_messaging_limit: Option<String>,
     /// `status`.
     pub status: Option<String>,
 }
 
 impl SimPhoneNumber {
-    /// A connected number with GREEN quality in tier `TIER_1K`.
+    /// A connected number with GREEN quality in tier `TIER_1K` (the
+    /// deprecated field only).
     pub fn new(display: &str, name: &str) -> Self {
         SimPhoneNumber {
             display_phone_number: Some(display.to_string()),
             verified_name: Some(name.to_string()),
             quality_rating: Some("GREEN".into()),
             messaging_limit_tier: Some("TIER_1K".into()),
+            whatsapp_business_manager_messaging_limit: None,
             status: Some("CONNECTED".into()),
         }
     }

@@ -102,6 +102,9 @@ pub(super) fn phone_json(id: &str, p: &SimPhoneNumber, fields: &[String]) -> Res
             "verified_name" => put(&mut o, f, &p.verified_name),
             "quality_rating" => put(&mut o, f, &p.quality_rating),
             "messaging_limit_tier" => put(&mut o, f, &p.messaging_limit_tier),
+            "whatsapp_business_manager_messaging_limit" => {
+                put(&mut o, f, &p.whatsapp_business_manager_messaging_limit)
+            }
             "status" => put(&mut o, f, &p.status),
             other => return Err(other.to_string()),
         }

@@ -175,3 +175,72 @@ async fn a_slow_listing_is_under_the_scrape_deadline() {
     sim.set_fault(WABA, None);
     exp.stop().await;
 }
+
+/// The listing asks for the number's status and the successor of the
+/// deprecated messaging limit field: the status is one-hot over the six
+/// documented values (another value passes through), the limit comes from
+/// the successor when Meta gives it, and both follow a change.
+#[tokio::test]
+async fn number_status_and_the_new_messaging_limit_are_reported() {
+    let (sim, url) = simulator().await;
+    let mut flagged = SimPhoneNumber::new("+1 555-0100", "Acme");
+    flagged.status = Some("FLAGGED".into());
+    flagged.whatsapp_business_manager_messaging_limit = Some("TIER_2K".into());
+    sim.list_phone(WABA, PHONE, flagged);
+    let yaml = format!(
+        "graph_api:\n  base_url: {url}\naccounts:\n  - waba_id: \"{WABA}\"\n\
+         collect:\n  min_interval: 0s\ndiscovery:\n  interval: 0s\n"
+    );
+    let exp = Exporter::start(&yaml).await;
+    let status = |m: &Metrics| {
+        m.find(
+            "whatsapp_phone_number_status",
+            &[("phone_number_id", PHONE)],
+        )
+        .iter()
+        .map(|s| (s.labels["status"].clone(), s.value))
+        .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let tiers = |m: &Metrics| {
+        m.find(
+            "whatsapp_phone_number_messaging_limit",
+            &[("phone_number_id", PHONE)],
+        )
+        .iter()
+        .map(|s| s.labels["tier"].clone())
+        .collect::<Vec<_>>()
+    };
+    let m = exp.scrape().await;
+    let want: std::collections::BTreeMap<String, f64> = [
+        "CONNECTED",
+        "DISCONNECTED",
+        "UNVERIFIED",
+        "PENDING",
+        "FLAGGED",
+        "RESTRICTED",
+    ]
+    .iter()
+    .map(|s| (s.to_string(), f64::from(u8::from(*s == "FLAGGED"))))
+    .collect();
+    assert_eq!(status(&m), want);
+    assert_eq!(tiers(&m), ["TIER_2K"], "the successor wins over TIER_1K");
+
+    let mut odd = SimPhoneNumber::new("+1 555-0100", "Acme");
+    odd.status = Some("MIGRATED".into());
+    sim.list_phone(WABA, PHONE, odd);
+    let m = exp.scrape().await;
+    let now = status(&m);
+    assert_eq!(
+        now.get("MIGRATED"),
+        Some(&1.0),
+        "an unknown status passes through"
+    );
+    assert_eq!(now.get("FLAGGED"), Some(&0.0));
+    assert_eq!(now.values().sum::<f64>(), 1.0);
+    assert_eq!(
+        tiers(&m),
+        ["TIER_1K"],
+        "without the successor, the old field"
+    );
+    exp.stop().await;
+}
