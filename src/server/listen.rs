@@ -115,8 +115,21 @@ impl Conn {
         let web = self.state.options.web.clone();
         if !web.tls {
             self.serve_io(tcp, &slot).await;
-        } else if let Some(tls) = self.handshake(tcp, &web).await {
-            self.serve_io(tls, &slot).await;
+        } else {
+            // Watched too: a connection evicted mid-handshake goes at once.
+            let limits = *self.connections.limits();
+            match slot
+                .activity
+                .watch(&limits, self.handshake(tcp, &web))
+                .await
+            {
+                Ok(Some(tls)) => self.serve_io(tls, &slot).await,
+                Ok(None) => {}
+                Err(cut) => {
+                    http.closed(cut.reason());
+                    tracing::debug!(peer = %self.peer, reason = cut.reason(), "connection closed by the server during its TLS handshake");
+                }
+            }
         }
         http.connection(-1);
         drop(slot);

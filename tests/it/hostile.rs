@@ -81,46 +81,100 @@ async fn metric(port: u16, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     Metrics::parse(&text).get(name, labels)
 }
 
-/// 300 connections that send half a request head or nothing, to an exporter
-/// allowed 256 file descriptors: health and metrics answer meanwhile, the
-/// open connections stay under the limit fitted to the descriptors, and
-/// every one of the 300 is closed by the read-header timeout or to make room.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unfinished_connections_are_closed_and_health_answers_beside_hundreds() {
-    let (_running, port) = start(
-        &flags(&[
-            "--demo",
-            "--web.read-header-timeout=3s",
-            "--log.level=error",
-        ]),
-        Some(256),
+/// `GET path` on a connection of its own (over TLS with the fixtures'
+/// CA if given): the status and body, or why none came within a second.
+async fn get_within_a_second(
+    port: u16,
+    path: &str,
+    tls: Option<&crate::web_config::Fixtures>,
+) -> Result<(u16, String), String> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let exchange = async {
+        let tcp = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut body = Vec::new();
+        match tls {
+            Some(f) => {
+                let mut s = tls_connect(f, tcp, None, &[], &[], false).await?;
+                s.write_all(request.as_bytes())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = s.read_to_end(&mut body).await;
+            }
+            None => {
+                let mut s = tcp;
+                s.write_all(request.as_bytes())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = s.read_to_end(&mut body).await;
+            }
+        }
+        let text = String::from_utf8_lossy(&body).to_string();
+        let status = text
+            .get(9..12)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("no HTTP answer: {text:?}"))?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((status, body))
+    };
+    tokio::time::timeout(Duration::from_secs(1), exchange)
+        .await
+        .map_err(|_| "no answer within a second".to_string())?
+}
+
+/// 300 connections that send half a request head (or half a TLS
+/// handshake) or nothing, to an exporter allowed 256 file descriptors:
+/// health and metrics answer within a second meanwhile, the open connections
+/// stay under the limit fitted to the descriptors, and every one of the 300
+/// is closed by the read-header timeout or to make room.
+async fn beside_hundreds(tls: bool) {
+    let f = fixtures(if tls { "hundreds-tls" } else { "hundreds-plain" });
+    let web = f.dir.join("hundreds-web.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
     )
-    .await;
+    .unwrap();
+    let mut args = flags(&[
+        "--demo",
+        "--web.read-header-timeout=3s",
+        "--log.level=error",
+    ]);
+    if tls {
+        args.push(format!("--web.config.file={}", web.display()));
+    }
+    let (_running, port) = start(&args, Some(256)).await;
+    let fixtures = tls.then_some(&f);
     let mut held = Vec::new();
     for i in 0..300 {
         let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         if i % 2 == 0 {
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
-                .await
-                .unwrap();
+            let half: &[u8] = if tls {
+                &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]
+            } else {
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+            };
+            s.write_all(half).await.unwrap();
         }
         held.push(s);
     }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(1))
-        .build()
-        .unwrap();
     for path in ["/-/healthy", "/metrics"] {
-        let r = client
-            .get(format!("http://127.0.0.1:{port}{path}"))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{path} beside 300 unfinished connections: {e}"));
-        assert_eq!(r.status(), 200, "{path}");
+        let got = get_within_a_second(port, path, fixtures).await;
+        assert!(
+            matches!(got, Ok((200, _))),
+            "{path} beside 300 unfinished connections: {got:?}"
+        );
     }
-    let open = metric(port, "whatsapp_http_connections", &[])
+    let series =
+        |text: &str, name: &str, labels: &[(&str, &str)]| Metrics::parse(text).get(name, labels);
+    let (_, text) = get_within_a_second(port, "/metrics", fixtures)
         .await
         .unwrap();
+    let open = series(&text, "whatsapp_http_connections", &[]).unwrap();
     assert!(
         open <= 192.0 + 1.0,
         "{open} open: the limit fitted to 256 descriptors is 192"
@@ -131,19 +185,31 @@ async fn unfinished_connections_are_closed_and_health_answers_beside_hundreds() 
             "connection {i} is still open"
         );
     }
-    let cut = |reason| async move {
-        metric(
-            port,
+    let (_, text) = get_within_a_second(port, "/metrics", fixtures)
+        .await
+        .unwrap();
+    let cut = |reason| {
+        series(
+            &text,
             "whatsapp_http_connections_closed_total",
             &[("reason", reason)],
         )
-        .await
         .unwrap()
     };
-    let (timed_out, evicted) = (cut("header_timeout").await, cut("evicted").await);
+    let (timed_out, evicted) = (cut("header_timeout"), cut("evicted"));
     assert!(timed_out >= 1.0 && evicted >= 1.0, "{timed_out} {evicted}");
     assert!(timed_out + evicted >= 300.0, "{timed_out} + {evicted}");
-    assert_eq!(cut("refused").await, 0.0);
+    assert_eq!(cut("refused"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_connections_are_closed_and_health_answers_beside_hundreds() {
+    beside_hundreds(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_handshakes_are_closed_and_health_answers_beside_hundreds_over_tls() {
+    beside_hundreds(true).await;
 }
 
 /// A keep-alive connection idle past the idle timeout is closed; one that
@@ -197,7 +263,7 @@ async fn idle_keep_alives_are_closed_and_busy_ones_kept() {
 /// request head is closed at the read-header timeout too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_tls_a_half_sent_request_head_is_closed() {
-    let f = fixtures();
+    let f = fixtures("tls-half-head");
     let web = f.dir.join("hostile-web.yml");
     std::fs::write(
         &web,

@@ -140,8 +140,8 @@ fn self_signed_client(dir: &Path, name: &str, san: Option<&str>) {
     std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
 }
 
-pub fn fixtures() -> Fixtures {
-    let dir = temp_dir("web-config-parity");
+pub fn fixtures(name: &str) -> Fixtures {
+    let dir = temp_dir(name);
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
@@ -608,7 +608,7 @@ fn check_config(f: &Fixtures, web: &Path) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_configs_mean_what_they_mean_to_exporter_toolkit() {
-    let f = fixtures();
+    let f = fixtures("web-config-parity");
     let missing = check_config(&f, &f.dir.join("somefile"));
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("No such file"));
