@@ -52,9 +52,10 @@ pub async fn run(
             accepted = listener.accept() => match accepted {
                 Ok(c) => c,
                 Err(e) => {
-                    // Out of file descriptors and the like: wait, do not spin.
+                    // Out of file descriptors and the like (for a moment, as
+                    // evicted connections close): wait a little, do not spin.
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
             },
