@@ -132,7 +132,11 @@ async fn get_within_a_second(
 /// stay under the limit fitted to the descriptors, and every one of the 300
 /// is closed by the read-header timeout or to make room.
 async fn beside_hundreds(tls: bool) {
-    let f = fixtures(if tls { "hundreds-tls" } else { "hundreds-plain" });
+    let f = fixtures(if tls {
+        "hundreds-tls"
+    } else {
+        "hundreds-plain"
+    });
     let web = f.dir.join("hundreds-web.yml");
     std::fs::write(
         &web,
