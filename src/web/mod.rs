@@ -14,7 +14,7 @@ mod client_auth;
 mod file;
 mod tls;
 
-pub use auth::Verdict;
+use auth::Verdict;
 pub use file::{RateLimit, WebConfigError, WebSettings, load};
 pub use tls::SECP521R1;
 
@@ -69,26 +69,18 @@ pub struct WebConfig {
 impl WebConfig {
     /// No file: plain HTTP, no authentication.
     pub fn none() -> Arc<WebConfig> {
-        Arc::new(WebConfig {
-            path: None,
-            tls: false,
-            http2: true,
-            cache: Mutex::new(Cached {
-                files: Vec::new(),
-                stamp: Vec::new(),
-                last_good_tls: None,
-                result: Ok(Arc::new(WebSettings::none())),
-            }),
-            passwords: auth::Passwords::default(),
-            bucket: Mutex::new(auth::Bucket::default()),
-        })
+        WebConfig::with(None, WebSettings::none())
     }
 
     /// Loads `path`; an error says what is wrong with it.
     pub fn from_file(path: &Path) -> Result<Arc<WebConfig>, WebConfigError> {
-        let settings = load(path)?;
-        Ok(Arc::new(WebConfig {
-            path: Some(path.to_path_buf()),
+        Ok(WebConfig::with(Some(path.to_path_buf()), load(path)?))
+    }
+
+    /// In force from now on: `settings`, read from `path` if there is one.
+    fn with(path: Option<PathBuf>, settings: WebSettings) -> Arc<WebConfig> {
+        Arc::new(WebConfig {
+            path,
             tls: settings.tls.is_some(),
             http2: settings.http2,
             cache: Mutex::new(Cached {
@@ -99,7 +91,7 @@ impl WebConfig {
             }),
             passwords: auth::Passwords::default(),
             bucket: Mutex::new(auth::Bucket::default()),
-        }))
+        })
     }
 
     /// The settings in force, re-read if a file changed.
