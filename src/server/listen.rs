@@ -26,8 +26,8 @@ use crate::server::routes::router;
 use crate::server::state::AppState;
 use crate::web::ClientAddr;
 
-/// Longest a client may take over its TLS handshake (or the read-header
-/// timeout, when that is shorter).
+/// Longest a client may take over its TLS handshake (the connection's watch
+/// holds it to the read-header timeout as well, when that is shorter).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` completes; then stops accepting, lets requests in
@@ -143,7 +143,6 @@ impl Conn {
         web: &crate::web::WebConfig,
     ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
         let peer = self.peer;
-        let limit = HANDSHAKE_TIMEOUT.min(self.connections.limits().read_header_timeout);
         let handshake = async {
             let mut first = [0u8; 1];
             match tcp.peek(&mut first).await {
@@ -166,7 +165,7 @@ impl Conn {
                 }
             }
         };
-        match tokio::time::timeout(limit, handshake).await {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
             Ok(s) => s,
             Err(_) => {
                 self.state.http.closed(Cut::HeaderTimeout.reason());
