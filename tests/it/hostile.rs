@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support::*;
-use crate::web_config::{fixtures, tls_connect};
+use crate::web_config::{Client, Fixtures, TLS, fixtures, request, tls_connect};
 
 const BIN: &str = env!("CARGO_BIN_EXE_whatsapp-exporter");
 
@@ -81,49 +81,19 @@ async fn metric(port: u16, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     Metrics::parse(&text).get(name, labels)
 }
 
-/// `GET path` on a connection of its own (over TLS with the fixtures'
-/// CA if given): the status and body, or why none came within a second.
+/// `GET path` (over TLS when `tls`): the status and body, or why none came
+/// within a second.
 async fn get_within_a_second(
     port: u16,
     path: &str,
-    tls: Option<&crate::web_config::Fixtures>,
+    f: &Fixtures,
+    tls: bool,
 ) -> Result<(u16, String), String> {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    let exchange = async {
-        let tcp = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut body = Vec::new();
-        match tls {
-            Some(f) => {
-                let mut s = tls_connect(f, tcp, None, &[], &[], false).await?;
-                s.write_all(request.as_bytes())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let _ = s.read_to_end(&mut body).await;
-            }
-            None => {
-                let mut s = tcp;
-                s.write_all(request.as_bytes())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let _ = s.read_to_end(&mut body).await;
-            }
-        }
-        let text = String::from_utf8_lossy(&body).to_string();
-        let status = text
-            .get(9..12)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("no HTTP answer: {text:?}"))?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((status, body))
-    };
-    tokio::time::timeout(Duration::from_secs(1), exchange)
+    let client = if tls { TLS } else { Client::Plain };
+    tokio::time::timeout(Duration::from_secs(1), request(f, port, path, client))
         .await
         .map_err(|_| "no answer within a second".to_string())?
+        .map(|a| (a.status, a.body))
 }
 
 /// 300 connections that send half a request head (or half a TLS
@@ -152,7 +122,6 @@ async fn beside_hundreds(tls: bool) {
         args.push(format!("--web.config.file={}", web.display()));
     }
     let (_running, port) = start(&args, Some(256)).await;
-    let fixtures = tls.then_some(&f);
     let mut held = Vec::new();
     for i in 0..300 {
         let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
@@ -167,7 +136,7 @@ async fn beside_hundreds(tls: bool) {
         held.push(s);
     }
     for path in ["/-/healthy", "/metrics"] {
-        let got = get_within_a_second(port, path, fixtures).await;
+        let got = get_within_a_second(port, path, &f, tls).await;
         assert!(
             matches!(got, Ok((200, _))),
             "{path} beside 300 unfinished connections: {got:?}"
@@ -175,7 +144,7 @@ async fn beside_hundreds(tls: bool) {
     }
     let series =
         |text: &str, name: &str, labels: &[(&str, &str)]| Metrics::parse(text).get(name, labels);
-    let (_, text) = get_within_a_second(port, "/metrics", fixtures)
+    let (_, text) = get_within_a_second(port, "/metrics", &f, tls)
         .await
         .unwrap();
     let open = series(&text, "whatsapp_http_connections", &[]).unwrap();
@@ -189,7 +158,7 @@ async fn beside_hundreds(tls: bool) {
             "connection {i} is still open"
         );
     }
-    let (_, text) = get_within_a_second(port, "/metrics", fixtures)
+    let (_, text) = get_within_a_second(port, "/metrics", &f, tls)
         .await
         .unwrap();
     let cut = |reason| {

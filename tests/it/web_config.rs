@@ -28,7 +28,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_whatsapp-exporter");
 
 /// A client for one probe.
 #[derive(Clone, Copy)]
-enum Client {
+pub enum Client {
     /// Plain HTTP.
     Plain,
     /// TLS with the CA that signed the server certificate.
@@ -44,7 +44,7 @@ enum Client {
     },
 }
 
-const TLS: Client = Client::Tls {
+pub const TLS: Client = Client::Tls {
     cert: None,
     suites: &[],
     curves: &[],
@@ -536,21 +536,37 @@ pub async fn tls_connect(
         .map_err(|e| format!("handshake: {e}"))
 }
 
-/// One `GET /-/healthy`: the status and the negotiated suite, or why no
-/// HTTP answer came.
-async fn get(f: &Fixtures, port: u16, client: Client) -> Result<(u16, Option<String>), String> {
+/// What one request got.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// The negotiated cipher suite, over TLS.
+    pub suite: Option<String>,
+    pub body: String,
+}
+
+/// One `GET path` on a connection of its own, over TLS with the fixtures' CA
+/// unless `client` is plain: the answer, or why no HTTP answer came.
+pub async fn request(
+    f: &Fixtures,
+    port: u16,
+    path: &str,
+    client: Client,
+) -> Result<Answer, String> {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .map_err(|e| e.to_string())?;
-    let request = b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let mut body = Vec::new();
-    let suite_name;
+    let suite;
     match client {
         Client::Plain => {
             let mut tcp = tcp;
-            tcp.write_all(request).await.map_err(|e| e.to_string())?;
+            tcp.write_all(request.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
             let _ = tcp.read_to_end(&mut body).await;
-            suite_name = None;
+            suite = None;
         }
         Client::Tls {
             cert,
@@ -559,12 +575,14 @@ async fn get(f: &Fixtures, port: u16, client: Client) -> Result<(u16, Option<Str
             tls12,
         } => {
             let mut tls = tls_connect(f, tcp, cert, suites, curves, tls12).await?;
-            suite_name = tls
+            suite = tls
                 .get_ref()
                 .1
                 .negotiated_cipher_suite()
                 .map(|s| format!("{:?}", s.suite()));
-            tls.write_all(request).await.map_err(|e| e.to_string())?;
+            tls.write_all(request.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
             if let Err(e) = tls.read_to_end(&mut body).await
                 && body.is_empty()
             {
@@ -582,7 +600,22 @@ async fn get(f: &Fixtures, port: u16, client: Client) -> Result<(u16, Option<Str
     if status == 400 && !text.contains("Client sent an HTTP request to an HTTPS server.") {
         return Err(format!("a 400 that is not Go's: {text:?}"));
     }
-    Ok((status, suite_name))
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok(Answer {
+        status,
+        suite,
+        body,
+    })
+}
+
+/// One `GET /-/healthy`: the status and the negotiated suite.
+async fn get(f: &Fixtures, port: u16, client: Client) -> Result<(u16, Option<String>), String> {
+    request(f, port, "/-/healthy", client)
+        .await
+        .map(|a| (a.status, a.suite))
 }
 
 fn check_config(f: &Fixtures, web: &Path) -> std::process::Output {
