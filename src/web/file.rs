@@ -76,7 +76,7 @@ impl TlsServerConfig {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HttpServerConfig {
     #[serde(default)]
@@ -178,10 +178,7 @@ pub fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
         serde_norway::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
     };
     let base = path.parent().unwrap_or(Path::new("."));
-    let http = file.http_server_config.unwrap_or(HttpServerConfig {
-        http2: None,
-        headers: None,
-    });
+    let http = file.http_server_config.unwrap_or_default();
     let http2 = http.http2.unwrap_or(true);
     let mut files = vec![path.to_path_buf()];
     let tls = match &file.tls_server_config {
