@@ -253,11 +253,12 @@ impl TargetState {
         }
     }
 
-    /// Starts a walk: forgets events older than `edge` (and brings back
-    /// those dated after `ceiling`), clears the tally.
+    /// Starts a walk: forgets events older than `edge`, clears the tally.
+    /// The walk remembers no event as later than `ceiling` (a restored
+    /// state was brought under it by [`TargetState::restored`]).
     pub fn begin(&mut self, edge: i64, ceiling: i64) -> Walk {
         self.tally = Tally::default();
-        if self.seen.prune_window(edge, ceiling) > 0 {
+        if self.seen.prune(edge) > 0 {
             self.dirty = true;
         }
         self.sweep.prune(edge);
