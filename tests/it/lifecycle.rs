@@ -269,6 +269,16 @@ async fn start_binary(cfg: &Path, dir: &Path) -> (Running, String) {
     (Running(child), base)
 }
 
+/// Waits for the exporter to exit on its own, and checks it exited 0.
+async fn exits_cleanly(running: &mut Running) {
+    let exit = eventually(Duration::from_secs(20), "the exporter to exit", || {
+        let s = running.0.try_wait().ok().flatten();
+        async move { s }
+    })
+    .await;
+    assert!(exit.success(), "{exit:?}");
+}
+
 fn signal(running: &Running, sig: &str) {
     let status = Command::new("kill")
         .args([sig, &running.0.id().to_string()])
@@ -330,12 +340,7 @@ async fn sigterm_finishes_the_scrape_in_flight_and_writes_the_state_file() {
     assert_eq!(status, 200);
     let m = Metrics::parse(&text);
     assert_eq!(up(&m, "message_history", PHONE), Some(1.0), "{text}");
-    let exit = eventually(Duration::from_secs(20), "the exporter to exit", || {
-        let s = running.0.try_wait().ok().flatten();
-        async move { s }
-    })
-    .await;
-    assert!(exit.success(), "{exit:?}");
+    exits_cleanly(&mut running).await;
     let saved = stored(&dir.join("state.db"));
     for key in [
         format!("message_history/{PHONE}"),
@@ -511,12 +516,7 @@ async fn sighup_during_a_slow_collection_keeps_every_target_in_the_store() {
         assert!(saved.contains_key(k), "{k} missing after the reload");
     }
     signal(&running, "-TERM");
-    let exit = eventually(Duration::from_secs(20), "the exporter to exit", || {
-        let s = running.0.try_wait().ok().flatten();
-        async move { s }
-    })
-    .await;
-    assert!(exit.success(), "{exit:?}");
+    exits_cleanly(&mut running).await;
     let saved = stored(&store);
     for k in &keys {
         assert!(saved.contains_key(k), "{k} missing after SIGTERM");
