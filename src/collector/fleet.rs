@@ -19,6 +19,7 @@ use tracing::Instrument;
 use crate::collector::collect;
 use crate::collector::discovery::Discovery;
 use crate::collector::generation::{Generation, Member, Parts};
+use crate::collector::health::HealthChecks;
 use crate::collector::settings::CollectSettings;
 use crate::collector::store::{Opened, Store, StoreError};
 use crate::config::{
@@ -79,6 +80,8 @@ pub struct Fleet {
     metrics: Metrics,
     budget: Budget,
     options: FleetOptions,
+    /// Account health checks, kept across generations.
+    health: HealthChecks,
     /// One swap at a time (reload, discovery change).
     swap: tokio::sync::Mutex<()>,
 }
@@ -118,6 +121,7 @@ impl Fleet {
             metrics,
             budget,
             options,
+            health: HealthChecks::default(),
             swap: tokio::sync::Mutex::new(()),
         })
     }
@@ -134,7 +138,8 @@ impl Fleet {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
     }
 
-    /// Collects the selected targets that are due, then writes the state
+    /// Collects the selected targets that are due (and, for every target,
+    /// the account health checks that are due), then writes the state
     /// file if anything changed. No retry starts after `deadline`; when it
     /// passes, returns the targets whose collection has not finished (it
     /// goes on, and warms the values the next scrape serves).
@@ -167,6 +172,7 @@ impl Fleet {
                             g.members().iter().for_each(|m| m.target.mark_pending());
                             *collecting.lock().unwrap_or_else(|p| p.into_inner()) = g.clone();
                             fleet.collect_members(&g, g.members(), deadline).await;
+                            fleet.health.refresh(&g, &fleet.metrics, deadline).await;
                         }
                     }
                 }

@@ -8,7 +8,9 @@
 //! reuse window and the budget, then runs the one [`driver`] with the
 //! target's collector ([`activities`] or [`message_history`]) over the
 //! synchronous steps of its state ([`target`]); message_history's pages are
-//! read by a head and a rolling [`sweep`] of its window.
+//! read by a head and a rolling [`sweep`] of its window. Account [`health`]
+//! (numbers' health status, accounts' templates) is read on its own slower
+//! schedule after the collections of a whole scrape.
 
 pub mod activities;
 pub mod collect;
@@ -16,6 +18,7 @@ pub mod discovery;
 pub mod driver;
 pub mod fleet;
 pub mod generation;
+pub mod health;
 pub mod message_history;
 pub mod seen;
 pub mod settings;

@@ -32,6 +32,8 @@ pub struct CollectSettings {
     pub max_label_values: usize,
     /// When a SENT message without an end state counts as undelivered.
     pub undelivered_after: Duration,
+    /// `health.interval`, or `None` when `health.enabled` is false.
+    pub health_interval: Option<Duration>,
 }
 
 impl From<&LoadedConfig> for CollectSettings {
@@ -49,6 +51,11 @@ impl From<&LoadedConfig> for CollectSettings {
             max_error_labels: c.max_error_labels,
             max_label_values: c.max_label_values,
             undelivered_after: c.undelivered_after,
+            health_interval: loaded
+                .config
+                .health
+                .enabled
+                .then_some(loaded.config.health.interval),
         }
     }
 }

@@ -30,6 +30,30 @@ pub struct Config {
     /// This process collects one shard of the targets (`--shard` overrides it).
     #[serde(default)]
     pub shard: Option<ShardConfig>,
+    /// Account health: each number's health status, each account's templates.
+    #[serde(default)]
+    pub health: HealthConfig,
+}
+
+/// `health:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Whether health status and templates are read at all.
+    pub enabled: bool,
+    /// How often each phone number's health status and each account's
+    /// templates are read.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            enabled: true,
+            interval: Duration::from_secs(600),
+        }
+    }
 }
 
 /// `discovery:` section.

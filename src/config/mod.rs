@@ -10,7 +10,8 @@ mod target;
 mod validate;
 
 pub use file::{
-    AccountConfig, CollectConfig, Config, DiscoveryConfig, GraphApiConfig, ShardConfig, TOKEN_ENV,
+    AccountConfig, CollectConfig, Config, DiscoveryConfig, GraphApiConfig, HealthConfig,
+    ShardConfig, TOKEN_ENV,
 };
 pub use problem::{ConfigError, Problem};
 pub use target::{AccountSpec, CollectorKind, Shard, ShardError, TargetSpec, UnknownCollector};

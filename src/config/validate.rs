@@ -48,6 +48,15 @@ impl Config {
                 format!("{} is too small (at least 1024)", g.max_response_bytes),
             );
         }
+        if self.health.enabled && self.health.interval < std::time::Duration::from_secs(60) {
+            bad(
+                "health.interval",
+                format!(
+                    "{} is too short (at least 1m; health status changes slowly and each read is an API call)",
+                    humantime::format_duration(self.health.interval)
+                ),
+            );
+        }
         let c = &self.collect;
         if !(1..=100).contains(&c.page_size) {
             bad(

@@ -18,7 +18,7 @@ use crate::config::GraphApiConfig;
 use crate::error::GraphError;
 use crate::graph::budget::Budget;
 use crate::graph::edge::Edge;
-use crate::graph::model::{ErrorBody, Page, Record};
+use crate::graph::model::{Body, ErrorBody, Page, Record};
 use crate::graph::paging::PageSource;
 use crate::graph::usage::Usage;
 use crate::metrics::ApiMetrics;
@@ -64,7 +64,7 @@ pub struct EdgeRequest<'a> {
 
 impl<T: Record + Send> PageSource<T> for EdgeRequest<'_> {
     async fn fetch(&mut self, after: Option<&str>) -> Result<Page<T>, GraphError> {
-        self.client.get_page(self, after).await
+        self.client.get(self, after).await
     }
 
     fn walk_failed(&self, error: &GraphError) {
@@ -103,14 +103,20 @@ impl GraphClient {
         &self.budget
     }
 
-    /// Fetches one page: asks the budget first, retries transient failures
+    /// Reads a node itself (`req.edge` is a node read, like
+    /// [`Edge::HealthStatus`]), as a page is read: budget, retries, usage.
+    pub async fn get_node<B: Body>(&self, req: &EdgeRequest<'_>) -> Result<B, GraphError> {
+        self.get(req, None).await
+    }
+
+    /// Fetches one page or node: asks the budget first, retries transient failures
     /// (never past `req.deadline`), and feeds every response's usage headers
     /// and errors back to the budget.
-    async fn get_page<T: Record>(
+    async fn get<B: Body>(
         &self,
         req: &EdgeRequest<'_>,
         after: Option<&str>,
-    ) -> Result<Page<T>, GraphError> {
+    ) -> Result<B, GraphError> {
         let mut attempt = 0;
         loop {
             if let Err(hold) = self.budget.acquire(req.id, req.token) {
@@ -129,7 +135,7 @@ impl GraphClient {
                 duration_ms = Empty,
             );
             span.set_attribute("http.request.method", "GET");
-            let (result, usage) = self.attempt::<T>(req, after).instrument(span).await;
+            let (result, usage) = self.attempt::<B>(req, after).instrument(span).await;
             self.record_usage(req.id, &usage);
             self.budget
                 .observe(req.id, req.token, &usage, result.as_ref().err());
@@ -161,11 +167,11 @@ impl GraphClient {
     }
 
     /// One HTTP request: fetch and decode, recording the request metrics.
-    async fn attempt<T: Record>(
+    async fn attempt<B: Body>(
         &self,
         req: &EdgeRequest<'_>,
         after: Option<&str>,
-    ) -> (Result<Page<T>, GraphError>, Usage) {
+    ) -> (Result<B, GraphError>, Usage) {
         let endpoint = req.edge.label();
         let start = Instant::now();
         let mut usage = Usage::default();
@@ -176,7 +182,7 @@ impl GraphClient {
         self.metrics
             .observe_duration(endpoint, elapsed.as_secs_f64(), sampled_trace_id(&span));
         let result = match result {
-            Ok(Ok((status, body))) => decode_response(status, &body, req.token),
+            Ok(Ok((status, body))) => decode_body(status, &body, req.token),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(GraphError::Timeout(self.timeout)),
         };
@@ -200,15 +206,14 @@ impl GraphClient {
         after: Option<&str>,
         usage: &mut Usage,
     ) -> Result<(u16, Vec<u8>), GraphError> {
-        let url = format!(
-            "{}/{}/{}/{}",
-            self.base,
-            self.version,
-            req.id,
-            req.edge.path()
-        );
+        let mut url = format!("{}/{}/{}", self.base, self.version, req.id);
         let limit = req.limit.to_string();
-        let mut query: Vec<(&str, &str)> = vec![("fields", req.fields), ("limit", &limit)];
+        let mut query: Vec<(&str, &str)> = vec![("fields", req.fields)];
+        if let Some(path) = req.edge.path() {
+            url.push('/');
+            url.push_str(path);
+            query.push(("limit", &limit));
+        }
         if let Some(after) = after {
             query.push(("after", after));
         }
@@ -292,13 +297,20 @@ pub fn decode_response<T: Record>(
     body: &[u8],
     token: &AccessToken,
 ) -> Result<Page<T>, GraphError> {
+    decode_body(status, body, token)
+}
+
+/// [`decode_response`] for any [`Body`]: a page or a node.
+pub fn decode_body<B: Body>(
+    status: u16,
+    body: &[u8],
+    token: &AccessToken,
+) -> Result<B, GraphError> {
     let body = &*token.redact_bytes(body);
     if (200..300).contains(&status) {
-        return Page::<T>::decode(body).map_err(|e| {
-            match serde_json::from_slice::<ErrorBody>(body) {
-                Ok(err) => api_error(status, err, token),
-                Err(_) => GraphError::Decode(token.redact(&e.to_string())),
-            }
+        return B::decode(body).map_err(|e| match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(err) => api_error(status, err, token),
+            Err(_) => GraphError::Decode(token.redact(&e.to_string())),
         });
     }
     match serde_json::from_slice::<ErrorBody>(body) {

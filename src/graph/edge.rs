@@ -1,5 +1,5 @@
-//! The Graph API edges the exporter reads: each one's URL path segment and
-//! its `endpoint` label value, named in one place.
+//! The Graph API edges (and node reads) the exporter makes: each one's URL
+//! path segment and its `endpoint` label value, named in one place.
 
 /// One edge of a Graph node: `GET /{version}/{id}/{path}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -10,21 +10,33 @@ pub enum Edge {
     MessageHistory,
     /// `GET /{WABA-ID}/phone_numbers`: discovery and phone number health.
     PhoneNumbers,
+    /// `GET /{WABA-ID}/message_templates`: templates, their status and quality.
+    MessageTemplates,
+    /// `GET /{Phone-Number-ID}?fields=health_status`: a read of the node itself.
+    HealthStatus,
 }
 
 impl Edge {
-    /// The URL path segment after the node id.
-    pub const fn path(self) -> &'static str {
+    /// The URL path segment after the node id; `None` for a read of the node itself.
+    pub const fn path(self) -> Option<&'static str> {
         match self {
-            Edge::Activities => "activities",
-            Edge::MessageHistory => "message_history",
-            Edge::PhoneNumbers => "phone_numbers",
+            Edge::Activities => Some("activities"),
+            Edge::MessageHistory => Some("message_history"),
+            Edge::PhoneNumbers => Some("phone_numbers"),
+            Edge::MessageTemplates => Some("message_templates"),
+            Edge::HealthStatus => None,
         }
     }
 
-    /// The `endpoint` label value of the request metrics: the path segment,
-    /// for every edge read so far (a read of a node itself will need its own).
+    /// The `endpoint` label value of the request metrics: the path segment
+    /// of an edge, the field read of a node.
     pub const fn label(self) -> &'static str {
-        self.path()
+        match self {
+            Edge::HealthStatus => "health_status",
+            Edge::Activities => "activities",
+            Edge::MessageHistory => "message_history",
+            Edge::PhoneNumbers => "phone_numbers",
+            Edge::MessageTemplates => "message_templates",
+        }
     }
 }

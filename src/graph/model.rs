@@ -80,8 +80,21 @@ impl<T: Record> Page<T> {
     }
 }
 
+/// A whole response body the client decodes: a page of an edge, or a node.
+pub trait Body: Sized {
+    /// Decodes the body; fails on a body that does not answer the request.
+    fn decode(body: &[u8]) -> Result<Self, serde_json::Error>;
+}
+
+impl<T: Record> Body for Page<T> {
+    fn decode(body: &[u8]) -> Result<Self, serde_json::Error> {
+        Page::<T>::decode(body)
+    }
+}
+
 impl Record for Activity {}
 impl Record for PhoneNumber {}
+impl Record for Template {}
 
 impl Record for MessageHistory {
     /// Events that do not decode are left out of their message; `events`
@@ -232,6 +245,136 @@ impl PhoneNumber {
     }
 }
 
+/// One entry of `GET /{WABA-ID}/message_templates`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct Template {
+    /// Template id.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub id: Option<String>,
+    /// Template name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Language code, e.g. `en_US`.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// `MARKETING`, `UTILITY`, `AUTHENTICATION`.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// `APPROVED`, `PENDING`, `REJECTED`, `PAUSED`, `DISABLED`, ...
+    #[serde(default)]
+    pub status: Option<String>,
+    /// `{"score": "GREEN", ...}` (or a bare string); absent before Meta rates it.
+    #[serde(default)]
+    pub quality_score: Option<Value>,
+}
+
+impl Template {
+    /// The quality score, from the object or a bare string.
+    pub fn score(&self) -> Option<&str> {
+        match self.quality_score.as_ref()? {
+            Value::String(s) => Some(s),
+            Value::Object(o) => o.get("score")?.as_str(),
+            _ => None,
+        }
+    }
+}
+
+/// `GET /{Phone-Number-ID}?fields=health_status`: whether messages can be
+/// sent, for the number and each entity above it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HealthNode {
+    /// The worst of the entities' values.
+    pub can_send_message: Option<String>,
+    /// The entities that decoded.
+    pub entities: Vec<HealthEntity>,
+    /// Why entities that could not be decoded were left out.
+    pub invalid: Vec<&'static str>,
+}
+
+/// One entity of `health_status.entities`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct HealthEntity {
+    /// `PHONE_NUMBER`, `WABA`, `BUSINESS`, `APP`, `MESSAGE_TEMPLATE`, ...
+    #[serde(default)]
+    pub entity_type: Option<String>,
+    /// The entity's id.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub id: Option<String>,
+    /// `AVAILABLE`, `LIMITED`, `BLOCKED`, ...
+    #[serde(default)]
+    pub can_send_message: Option<String>,
+    /// Why it is limited or blocked; read leniently ([`HealthEntity::error_codes`]).
+    #[serde(default)]
+    pub errors: Option<Value>,
+}
+
+impl HealthEntity {
+    /// The `error_code` of each listed error (string or number); an error
+    /// without one is `unknown`.
+    pub fn error_codes(&self) -> Vec<String> {
+        let Some(Value::Array(errors)) = &self.errors else {
+            return Vec::new();
+        };
+        errors
+            .iter()
+            .map(|e| match e.get("error_code") {
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+                _ => "unknown".to_string(),
+            })
+            .collect()
+    }
+}
+
+/// The shape of a health answer, entities left undecoded.
+#[derive(Deserialize)]
+struct RawHealth {
+    health_status: Option<RawHealthStatus>,
+}
+
+#[derive(Deserialize)]
+struct RawHealthStatus {
+    #[serde(default)]
+    can_send_message: Option<Value>,
+    #[serde(default)]
+    entities: Option<Vec<Value>>,
+}
+
+impl Body for HealthNode {
+    /// Entity by entity: one that does not decode, or has no id, is left
+    /// out and counted in `invalid`. Fails only when there is no
+    /// `health_status` object (or `entities` is not an array).
+    fn decode(body: &[u8]) -> Result<Self, serde_json::Error> {
+        use serde::de::Error;
+        let raw: RawHealth = serde_json::from_slice(body)?;
+        let status = raw
+            .health_status
+            .ok_or_else(|| serde_json::Error::custom("the answer has no health_status"))?;
+        let mut node = HealthNode {
+            can_send_message: status
+                .can_send_message
+                .as_ref()
+                .and_then(Value::as_str)
+                .map(String::from),
+            ..HealthNode::default()
+        };
+        for v in status.entities.unwrap_or_default() {
+            match HealthEntity::deserialize(&v) {
+                Ok(e) if e.id.as_deref().is_some_and(|id| !id.trim().is_empty()) => {
+                    node.entities.push(e)
+                }
+                Ok(_) => node.invalid.push("no_id"),
+                Err(_) => node.invalid.push(if v.is_object() {
+                    "wrong_type"
+                } else {
+                    "not_an_object"
+                }),
+            }
+        }
+        Ok(node)
+    }
+}
+
 /// `application` object of an event.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Hash)]
 pub struct Application {
@@ -345,6 +488,44 @@ mod tests {
         assert!(serde_json::from_str::<StatusEvent>(r#"{"timestamp": "soon"}"#).is_err());
         assert!(serde_json::from_str::<Page<Activity>>(r#"{"data": {}}"#).is_err());
         assert!(serde_json::from_str::<Page<Activity>>(r#"{"paging": {}}"#).is_err());
+    }
+
+    #[test]
+    fn health_entities_decode_one_by_one() {
+        let n = HealthNode::decode(
+            br#"{"health_status": {"can_send_message": "BLOCKED", "entities": [
+                {"entity_type": "PHONE_NUMBER", "id": 106540352242922, "can_send_message": "AVAILABLE"},
+                {"entity_type": "WABA", "id": "102290129340398", "can_send_message": "BLOCKED",
+                 "errors": [{"error_code": 141014, "error_description": "The WABA is banned."}, {"x": 1}, "odd"]},
+                {"entity_type": "SOMETHING_NEW", "id": "7"},
+                {"entity_type": "APP", "can_send_message": "AVAILABLE"},
+                {"entity_type": ["APP"], "id": "8"},
+                42
+            ]}, "id": "106540352242922"}"#,
+        )
+        .unwrap();
+        assert_eq!(n.can_send_message.as_deref(), Some("BLOCKED"));
+        let ids: Vec<_> = n
+            .entities
+            .iter()
+            .map(|e| e.id.as_deref().unwrap())
+            .collect();
+        assert_eq!(ids, ["106540352242922", "102290129340398", "7"]);
+        assert_eq!(
+            n.entities[1].error_codes(),
+            ["141014", "unknown", "unknown"]
+        );
+        assert_eq!(n.entities[2].can_send_message, None);
+        assert_eq!(n.invalid, ["no_id", "wrong_type", "not_an_object"]);
+        assert!(HealthNode::decode(br#"{"id": "1"}"#).is_err());
+        assert!(HealthNode::decode(br#"{"health_status": {"entities": {}}}"#).is_err());
+        let t: Template = serde_json::from_str(
+            r#"{"id": 5, "name": "n", "quality_score": {"score": "RED", "date": 1}}"#,
+        )
+        .unwrap();
+        assert_eq!((t.id.as_deref(), t.score()), (Some("5"), Some("RED")));
+        let t: Template = serde_json::from_str(r#"{"id": "6"}"#).unwrap();
+        assert_eq!(t.score(), None);
     }
 
     #[test]

@@ -71,11 +71,16 @@ pub trait OfTarget {
 pub const ACTIVITIES: &str = CollectorKind::Activities.as_str();
 /// `collector` label value of the message_history collector.
 pub const MESSAGE_HISTORY: &str = CollectorKind::MessageHistory.as_str();
+/// `collector` label value of a phone number's health checks (`whatsapp_up`).
+pub const HEALTH: &str = "health";
+/// `collector` label value of an account's template listings (`whatsapp_up`).
+pub const TEMPLATES: &str = "templates";
 
 /// `{collector, target}`: one target of one collector.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct TargetLabels {
-    /// `activities` or `message_history`.
+    /// `activities` or `message_history`; `health` or `templates` for the
+    /// account health checks.
     pub collector: &'static str,
     /// WABA id or phone number id.
     pub target: String,
@@ -186,7 +191,8 @@ impl OfTarget for DeliveryErrorLabels {
 /// `{collector, target, reason}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InvalidRecordLabels {
-    /// `activities` or `message_history`.
+    /// `activities` or `message_history`; `health` or `templates` for the
+    /// account health checks.
     pub collector: &'static str,
     /// WABA id or phone number id.
     pub target: String,
@@ -356,4 +362,103 @@ pub struct TraceLabels {
 pub struct ReasonLabels {
     /// One of a fixed set of words per family.
     pub reason: &'static str,
+}
+
+/// A health entity's series belong to the target of the same id: the
+/// number's to its message_history target, the WABA's to its activities target.
+fn entity(entity_type: &str, entity_id: &str, t: &TargetLabels) -> bool {
+    match entity_type {
+        "PHONE_NUMBER" => phone(entity_id, t),
+        "WABA" => waba(entity_id, t),
+        _ => false,
+    }
+}
+
+/// `{entity_type, entity_id, state}`: an entity's `can_send_message`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct EntityStateLabels {
+    /// `PHONE_NUMBER`, `WABA`, `BUSINESS`, `APP`, ... as the API gives it.
+    pub entity_type: String,
+    /// The entity's id.
+    pub entity_id: String,
+    /// `AVAILABLE`, `LIMITED`, `BLOCKED` or another value the API gives.
+    pub state: String,
+}
+
+impl OfTarget for EntityStateLabels {
+    fn of_target(&self, t: &TargetLabels) -> bool {
+        entity(&self.entity_type, &self.entity_id, t)
+    }
+}
+
+/// `{entity_type, entity_id, error_code}`: an error Meta lists for an entity.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct EntityErrorLabels {
+    /// As in [`EntityStateLabels`].
+    pub entity_type: String,
+    /// The entity's id.
+    pub entity_id: String,
+    /// `error_code` (capped per entity, then `other`).
+    pub error_code: String,
+}
+
+impl OfTarget for EntityErrorLabels {
+    fn of_target(&self, t: &TargetLabels) -> bool {
+        entity(&self.entity_type, &self.entity_id, t)
+    }
+}
+
+/// `{waba_id, template_id, name, language, category}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TemplateInfoLabels {
+    /// The account.
+    pub waba_id: String,
+    /// Template id.
+    pub template_id: String,
+    /// Template name.
+    pub name: String,
+    /// Language code.
+    pub language: String,
+    /// `MARKETING`, `UTILITY`, `AUTHENTICATION`, ...
+    pub category: String,
+}
+
+impl OfTarget for TemplateInfoLabels {
+    fn of_target(&self, t: &TargetLabels) -> bool {
+        waba(&self.waba_id, t)
+    }
+}
+
+/// `{waba_id, template_id, status}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TemplateStatusLabels {
+    /// The account.
+    pub waba_id: String,
+    /// Template id.
+    pub template_id: String,
+    /// `APPROVED`, `PENDING`, ... or another value the API gives.
+    pub status: String,
+}
+
+impl OfTarget for TemplateStatusLabels {
+    fn of_target(&self, t: &TargetLabels) -> bool {
+        waba(&self.waba_id, t)
+    }
+}
+
+/// `{waba_id, template_id, score}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TemplateQualityLabels {
+    /// The account.
+    pub waba_id: String,
+    /// Template id.
+    pub template_id: String,
+    /// `GREEN`, `YELLOW`, `RED`, `UNKNOWN`, or `unknown` when Meta gives none.
+    pub score: String,
+}
+
+impl OfTarget for TemplateQualityLabels {
+    fn of_target(&self, t: &TargetLabels) -> bool {
+        waba(&self.waba_id, t)
+    }
 }

@@ -2,7 +2,8 @@
 //! families and forgetting a removed target's series itself (the pattern of
 //! kube-rs controller-rs): [`api`] (the Graph client's), [`collection`]
 //! (how each target's collection went), [`events`] (what was counted),
-//! [`phones`] (phone number listing), [`process`] (build, shard, config),
+//! [`phones`] (phone number listing), [`health`] (account health:
+//! entities' health status, templates), [`process`] (build, shard, config),
 //! [`http`] (the HTTP server's connections and refusals).
 //! [`exposition`] answers a scrape from them; [`encode`] writes both text
 //! formats.
@@ -15,6 +16,7 @@ pub mod collection;
 pub mod encode;
 pub mod events;
 pub mod exposition;
+pub mod health;
 pub mod http;
 pub mod labels;
 pub mod phones;
@@ -26,6 +28,7 @@ pub use api::ApiMetrics;
 pub use collection::CollectionMetrics;
 pub use events::EventMetrics;
 pub use exposition::{Exposition, Scope};
+pub use health::HealthMetrics;
 pub use http::HttpMetrics;
 pub use labels::TargetLabels;
 pub use phones::PhoneMetrics;
@@ -44,6 +47,8 @@ pub struct Metrics {
     pub events: EventMetrics,
     /// Phone number listing.
     pub phones: PhoneMetrics,
+    /// Account health: entities' health status, templates.
+    pub health: HealthMetrics,
     /// Build, shard, configuration.
     pub process: ProcessMetrics,
     /// The HTTP server.
@@ -58,6 +63,7 @@ impl Metrics {
             collection: CollectionMetrics::register(exp),
             api: ApiMetrics::register(exp),
             phones: PhoneMetrics::register(exp),
+            health: HealthMetrics::register(exp),
             process: ProcessMetrics::register(exp, version, revision),
             http: HttpMetrics::register(exp),
         }

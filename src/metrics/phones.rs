@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::metrics::exposition::Exposition;
-use std::hash::Hash;
+use crate::metrics::shared::one_hot;
 
 use crate::metrics::labels::{LimitLabels, NumberStatusLabels, PhoneInfoLabels, QualityLabels};
 use crate::metrics::tracked::Tracked;
@@ -139,23 +139,5 @@ impl PhoneMetrics {
             self.status.retain(|l| &l.phone_number_id != gone);
             self.limit.retain(|l| &l.phone_number_id != gone);
         }
-    }
-}
-
-/// One number's one-hot series: 1 for `current`, 0 for the other `known`
-/// values; a value the API gave before and gives no more goes. `value_of`
-/// gives a series' value when it is of this number.
-fn one_hot<L: Clone + Hash + Eq>(
-    family: &Tracked<L, Gauge>,
-    known: &[&str],
-    current: &str,
-    value_of: impl Fn(&L) -> Option<&str>,
-    labels: impl Fn(String) -> L,
-) {
-    family.retain(|l| value_of(l).is_none_or(|v| known.contains(&v) || v == current));
-    for v in known.iter().copied().chain([current]) {
-        family
-            .get_or_create(&labels(v.to_string()))
-            .set(i64::from(v == current));
     }
 }

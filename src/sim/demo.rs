@@ -8,7 +8,9 @@
 //! (now and then after a RETRYING); while the second number's webhook is
 //! down, 3 minutes in every 10, its events go RETRYING and then FAILED with
 //! an error. Activity events arrive every half minute or so, and the API
-//! fails one request 20 s after start and every 5 minutes after that.
+//! fails one request 20 s after start and every 5 minutes after that. The
+//! business is LIMITED in both numbers' health status, and one of the four
+//! templates is PAUSED (quality RED).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::config::{Config, LoadedConfig, TOKEN_ENV};
-use crate::sim::records::{Fault, SimActivity, SimEvent, SimPhoneNumber};
+use crate::sim::records::{Fault, SimActivity, SimEntity, SimEvent, SimPhoneNumber, SimTemplate};
 use crate::sim::store::Simulator;
 
 /// The demo's token (it only ever travels over loopback to the simulator).
@@ -25,6 +27,10 @@ pub const DEMO_TOKEN: &str = "demo-token-not-a-secret";
 pub const DEMO_WABA: &str = "100000000000001";
 /// The demo phone numbers.
 pub const DEMO_PHONES: [&str; 2] = ["200000000000001", "200000000000002"];
+/// The demo account's business portfolio (LIMITED in its health status).
+pub const DEMO_BUSINESS: &str = "500000000000001";
+/// The demo app.
+pub const DEMO_APP: &str = "9876543210987654";
 
 const ERRORS: [&str; 4] = [
     "Message undeliverable",
@@ -55,7 +61,8 @@ pub fn config_yaml(base_url: &str) -> String {
         "graph_api:\n  base_url: {base_url}\n  request_timeout: 5s\n\
          accounts:\n  - waba_id: \"{DEMO_WABA}\"\n\
          collect:\n  page_size: 50\n  max_pages: 20\n  lookback: 2h\n  min_interval: 5s\n\
-         discovery:\n  interval: 1m\n"
+         discovery:\n  interval: 1m\n\
+         health:\n  interval: 1m\n"
     )
 }
 
@@ -92,6 +99,36 @@ pub async fn start() -> std::io::Result<(Simulator, String)> {
             sim.add_message(phone, events);
         }
     }
+    // Account health: the business is LIMITED (its messaging limit is
+    // reached), so both numbers show it; one marketing template is PAUSED
+    // for low quality.
+    for phone in DEMO_PHONES {
+        sim.set_health(
+            phone,
+            &[
+                SimEntity::new("PHONE_NUMBER", phone, "AVAILABLE"),
+                SimEntity::new("WABA", DEMO_WABA, "AVAILABLE"),
+                SimEntity::new("BUSINESS", DEMO_BUSINESS, "LIMITED"),
+                SimEntity::new("APP", DEMO_APP, "AVAILABLE"),
+            ],
+        );
+    }
+    let mut paused = SimTemplate::new("400000000000003", "spring_sale", "PAUSED", Some("RED"));
+    paused.category = "MARKETING".into();
+    sim.set_templates(
+        DEMO_WABA,
+        &[
+            SimTemplate::new("400000000000001", "order_update", "APPROVED", Some("GREEN")),
+            SimTemplate::new(
+                "400000000000002",
+                "shipping_notice",
+                "APPROVED",
+                Some("YELLOW"),
+            ),
+            paused,
+            SimTemplate::new("400000000000004", "welcome", "PENDING", None),
+        ],
+    );
     for (i, (cat, kind)) in ACTIVITIES.iter().enumerate() {
         sim.add_activity(
             DEMO_WABA,

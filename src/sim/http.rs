@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::sim::records::{Fault, SimMessage, SimPhoneNumber, Stored};
 use crate::sim::render::{
     activity_json, decode_cursor, message_json, page, parse_fields, phone_json, render_page,
-    urlencode,
+    template_json, urlencode,
 };
 use crate::sim::store::Simulator;
 
@@ -36,6 +36,7 @@ impl Simulator {
 fn router(sim: Simulator) -> Router {
     Router::new()
         .route("/{version}/{id}/{edge}", get(handle))
+        .route("/{version}/{id}", get(handle_node))
         .with_state(sim)
 }
 
@@ -67,6 +68,27 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.lock().in_flight -= 1;
     }
+}
+
+/// A read of a node itself: only `fields=health_status` (counted as the
+/// `health_status` edge).
+async fn handle_node(
+    State(sim): State<Simulator>,
+    Path((version, id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let edge = match q.get("fields").map(String::as_str) {
+        Some("health_status") => "health_status",
+        _ => "node",
+    };
+    handle(
+        State(sim),
+        Path((version, id, edge.to_string())),
+        Query(q),
+        headers,
+    )
+    .await
 }
 
 async fn handle(
@@ -264,6 +286,54 @@ async fn answer(
                 |(phone, info)| phone_json(phone, info, &fields),
                 &next_base,
             )
+        }
+        "health_status" => {
+            if !d.phones.contains_key(&id) {
+                return unknown_object(&id);
+            }
+            let status = d.health.get(&id).cloned().unwrap_or_else(|| {
+                json!({"can_send_message": "AVAILABLE", "entities": [
+                    {"entity_type": "PHONE_NUMBER", "id": id, "can_send_message": "AVAILABLE"}]})
+            });
+            Ok(json!({"health_status": status, "id": id}).to_string())
+        }
+        "message_templates" => {
+            if !d.wabas.contains_key(&id) {
+                return unknown_object(&id);
+            }
+            let items: Vec<Stored<serde_json::Value>> = d
+                .templates
+                .get(&id)
+                .into_iter()
+                .flatten()
+                .rev()
+                .enumerate()
+                .map(|(i, t)| Stored {
+                    seq: i as u64 + 1,
+                    item: t.clone(),
+                })
+                .collect();
+            let fields: Vec<String> = match q.get("fields") {
+                Some(f) => parse_fields(f).into_iter().map(|(n, _)| n).collect(),
+                None => vec!["id".into(), "name".into()],
+            };
+            drop(d);
+            page(
+                &items,
+                after,
+                limit,
+                |t| template_json(t, &fields),
+                &next_base,
+            )
+        }
+        "node" => {
+            let f = q.get("fields").cloned().unwrap_or_default();
+            return graph_error(
+                400,
+                100,
+                &format!("(#100) Tried accessing nonexisting field ({f})"),
+                false,
+            );
         }
         _ => return unknown_object(&format!("{id}/{edge}")),
     };

@@ -115,6 +115,68 @@ impl SimPhoneNumber {
     }
 }
 
+/// An entity of a phone number's `health_status`.
+#[derive(Debug, Clone)]
+pub struct SimEntity {
+    /// `PHONE_NUMBER`, `WABA`, `BUSINESS`, `APP`, ...
+    pub entity_type: String,
+    /// Its id.
+    pub id: String,
+    /// `AVAILABLE`, `LIMITED`, `BLOCKED`; `None` leaves it out.
+    pub can_send_message: Option<String>,
+    /// `(error_code, error_description)` of each listed error.
+    pub errors: Vec<(i64, String)>,
+}
+
+impl SimEntity {
+    /// An entity in state `can_send_message`, without errors.
+    pub fn new(entity_type: &str, id: &str, can_send_message: &str) -> Self {
+        SimEntity {
+            entity_type: entity_type.to_string(),
+            id: id.to_string(),
+            can_send_message: Some(can_send_message.to_string()),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Adds an error.
+    pub fn error(mut self, code: i64, description: &str) -> Self {
+        self.errors.push((code, description.to_string()));
+        self
+    }
+}
+
+/// A message template of a WABA.
+#[derive(Debug, Clone)]
+pub struct SimTemplate {
+    /// Template id; `None` leaves it out.
+    pub id: Option<String>,
+    /// `name`.
+    pub name: String,
+    /// `language`.
+    pub language: String,
+    /// `category`.
+    pub category: String,
+    /// `status`.
+    pub status: String,
+    /// `quality_score.score`; `None` leaves `quality_score` out.
+    pub quality: Option<String>,
+}
+
+impl SimTemplate {
+    /// An `en_US` UTILITY template with this status and quality score.
+    pub fn new(id: &str, name: &str, status: &str, quality: Option<&str>) -> Self {
+        SimTemplate {
+            id: Some(id.to_string()),
+            name: name.to_string(),
+            language: "en_US".into(),
+            category: "UTILITY".into(),
+            status: status.to_string(),
+            quality: quality.map(String::from),
+        }
+    }
+}
+
 /// An activity record to add to a WABA.
 #[derive(Debug, Clone, Default)]
 pub struct SimActivity {

@@ -112,6 +112,32 @@ pub(super) fn phone_json(id: &str, p: &SimPhoneNumber, fields: &[String]) -> Res
     Ok(Value::Object(o))
 }
 
+/// A template with the requested fields only; a value that is not an
+/// object (a malformed record a test put in) is sent as is.
+pub(super) fn template_json(t: &Value, fields: &[String]) -> Result<Value, String> {
+    const KNOWN: [&str; 6] = [
+        "id",
+        "name",
+        "language",
+        "category",
+        "status",
+        "quality_score",
+    ];
+    let Some(all) = t.as_object() else {
+        return Ok(t.clone());
+    };
+    let mut o = Map::new();
+    for f in fields {
+        if !KNOWN.contains(&f.as_str()) {
+            return Err(f.clone());
+        }
+        if let Some(v) = all.get(f) {
+            o.insert(f.clone(), v.clone());
+        }
+    }
+    Ok(Value::Object(o))
+}
+
 fn event_json(e: &SimEvent, fields: &[String]) -> Result<Value, String> {
     let mut o = Map::new();
     for f in fields {

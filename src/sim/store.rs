@@ -4,7 +4,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::sim::records::{Fault, SimActivity, SimEvent, SimMessage, SimPhoneNumber, Stored};
+use serde_json::{Value, json};
+
+use crate::sim::records::{
+    Fault, SimActivity, SimEntity, SimEvent, SimMessage, SimPhoneNumber, SimTemplate, Stored,
+};
 use crate::sim::render::RenderedPage;
 
 #[derive(Debug, Default)]
@@ -20,6 +24,11 @@ pub(super) struct SimData {
     pub(super) traceparents: Vec<String>,
     /// `GET /{WABA-ID}/phone_numbers`: per WABA, its listed numbers.
     pub(super) listed: BTreeMap<String, BTreeMap<String, SimPhoneNumber>>,
+    /// `GET /{Phone-Number-ID}?fields=health_status`: the `health_status`
+    /// value per number; a number without one is AVAILABLE alone.
+    pub(super) health: HashMap<String, Value>,
+    /// `GET /{WABA-ID}/message_templates`: per WABA, its templates as JSON.
+    pub(super) templates: BTreeMap<String, Vec<Value>>,
     /// Bumped by every change of a message history; keys the page cache.
     pub(super) version: u64,
     /// Rendered message_history pages by (history, version, after, limit, fields).
@@ -118,6 +127,71 @@ impl Simulator {
             .entry(waba.to_string())
             .or_default()
             .insert(phone.to_string(), info);
+    }
+
+    /// Sets `phone`'s health status to these entities; the top-level
+    /// `can_send_message` is the worst of theirs.
+    pub fn set_health(&self, phone: &str, entities: &[SimEntity]) {
+        let rank = |s: &str| match s {
+            "BLOCKED" => 2,
+            "LIMITED" => 1,
+            _ => 0,
+        };
+        let worst = entities
+            .iter()
+            .filter_map(|e| e.can_send_message.as_deref())
+            .max_by_key(|s| rank(s))
+            .unwrap_or("AVAILABLE");
+        let list: Vec<Value> = entities
+            .iter()
+            .map(|e| {
+                let mut o = json!({"entity_type": e.entity_type, "id": e.id});
+                if let Some(s) = &e.can_send_message {
+                    o["can_send_message"] = json!(s);
+                }
+                if !e.errors.is_empty() {
+                    o["errors"] = e
+                        .errors
+                        .iter()
+                        .map(|(code, d)| json!({"error_code": code, "error_description": d, "possible_solution": "Visit Business Support Home."}))
+                        .collect();
+                }
+                o
+            })
+            .collect();
+        self.set_health_json(phone, json!({"can_send_message": worst, "entities": list}));
+    }
+
+    /// Sets `phone`'s `health_status` value as is (for malformed answers).
+    pub fn set_health_json(&self, phone: &str, health_status: Value) {
+        let mut d = self.lock();
+        d.phones.entry(phone.to_string()).or_default();
+        d.health.insert(phone.to_string(), health_status);
+    }
+
+    /// Sets `waba`'s message templates (creating the WABA), newest first.
+    pub fn set_templates(&self, waba: &str, templates: &[SimTemplate]) {
+        let list = templates
+            .iter()
+            .map(|t| {
+                let mut o = json!({"name": t.name, "language": t.language, "category": t.category, "status": t.status});
+                if let Some(id) = &t.id {
+                    o["id"] = json!(id);
+                }
+                if let Some(q) = &t.quality {
+                    o["quality_score"] = json!({"score": q, "date": 1_700_000_000});
+                }
+                o
+            })
+            .collect();
+        self.set_templates_json(waba, list);
+    }
+
+    /// Sets `waba`'s templates as these JSON values, as is (for malformed answers).
+    pub fn set_templates_json(&self, waba: &str, templates: Vec<Value>) {
+        let mut d = self.lock();
+        d.wabas.entry(waba.to_string()).or_default();
+        d.templates.insert(waba.to_string(), templates);
     }
 
     /// Removes `phone` from its WABA's listing (its history stays).
@@ -232,7 +306,8 @@ impl Simulator {
         };
     }
 
-    /// Requests received for `edge` (`activities` / `message_history`) of `target`.
+    /// Requests received for `edge` (`activities`, `message_history`,
+    /// `phone_numbers`, `message_templates`, or `health_status` for the node read) of `target`.
     pub fn requests(&self, edge: &str, target: &str) -> u64 {
         self.lock()
             .requests
