@@ -138,11 +138,15 @@ async fn answer(
                 false,
             );
         }
-        match d.faults.get_mut(&id) {
+        // A fault of this edge of the target comes before one of the whole target.
+        let key = Some(format!("{edge}:{id}"))
+            .filter(|k| d.faults.contains_key(k))
+            .unwrap_or_else(|| id.clone());
+        match d.faults.get_mut(&key) {
             Some(Fault::Sequence(queue)) => {
                 let next = queue.pop_front();
                 if queue.is_empty() {
-                    d.faults.remove(&id);
+                    d.faults.remove(&key);
                 }
                 next.map(|(status, body)| Fault::Raw { status, body })
             }

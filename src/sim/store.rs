@@ -306,6 +306,13 @@ impl Simulator {
         };
     }
 
+    /// Makes the requests for `edge` (as [`Simulator::requests`] names it)
+    /// of `target` answer with `fault` (or normally, with `None`); the
+    /// target's other edges are left alone.
+    pub fn set_edge_fault(&self, edge: &str, target: &str, fault: Option<Fault>) {
+        self.set_fault(&format!("{edge}:{target}"), fault);
+    }
+
     /// Requests received for `edge` (`activities`, `message_history`,
     /// `phone_numbers`, `message_templates`, or `health_status` for the node read) of `target`.
     pub fn requests(&self, edge: &str, target: &str) -> u64 {

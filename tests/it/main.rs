@@ -9,6 +9,7 @@ mod deploy;
 mod discovery;
 mod exposition;
 mod faults;
+mod health;
 mod hostile;
 mod lifecycle;
 mod probe;
