@@ -13,8 +13,9 @@ use axum::extract::{Path as UrlPath, State};
 use axum::routing::post;
 use serde_json::Value;
 use serde_norway::Value as Yaml;
+use whatsapp_exporter::sim::SimEntity;
 
-use crate::stack::Stack;
+use crate::stack::{Stack, healthy};
 use crate::support::*;
 
 fn alerts_dir() -> PathBuf {
@@ -31,7 +32,7 @@ fn rules_pass_promtool_check_and_unit_tests() {
         .args(["check", "rules"])
         .arg(alerts_dir().join("whatsapp-exporter.rules.yml"));
     let out = run_ok(check);
-    assert!(out.contains("SUCCESS: 19 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 24 rules found"), "{out}");
     let mut test = Command::new(&promtool);
     test.current_dir(alerts_dir().join("tests")).args([
         "test",
@@ -95,7 +96,7 @@ fn every_alert_has_severity_annotations_and_a_runbook_section() {
             );
         }
     }
-    assert_eq!(alerts, 14);
+    assert_eq!(alerts, 19);
 }
 
 /// Notifications received from Alertmanager: (receiver path, payload).
@@ -183,7 +184,7 @@ fn alerts_in<'a>(inbox: &'a [(String, Value)], receiver: &str, status: &str) -> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhook_failure_pages_and_resolves_end_to_end() {
+async fn webhook_failure_pages_and_resolves_and_a_blocked_waba_pages_end_to_end() {
     let (Some(_), Some(alertmanager)) = (
         external_tool("prometheus", "prometheus"),
         external_tool("prometheus-alertmanager", "prometheus-alertmanager"),
@@ -273,9 +274,11 @@ async fn webhook_failure_pages_and_resolves_end_to_end() {
     )
     .await;
 
-    // Nothing ever fired for the healthy number, and nothing else paged.
-    let inbox = inbox.lock().unwrap().clone();
-    for (receiver, payload) in &inbox {
+    // Nothing ever fired for the healthy number, and nothing else paged:
+    // the account's health is AVAILABLE everywhere (its PAUSED template
+    // is a ticket).
+    let inbox_then = inbox.lock().unwrap().clone();
+    for (receiver, payload) in &inbox_then {
         for a in payload["alerts"].as_array().unwrap() {
             assert_ne!(a["labels"]["phone_number_id"], PHONE, "{receiver}: {a}");
             if receiver == "pager" {
@@ -286,6 +289,50 @@ async fn webhook_failure_pages_and_resolves_end_to_end() {
             }
         }
     }
+    assert!(
+        stack
+            .query(
+                "whatsapp_health_can_send_message{entity_type=\"WABA\",state=\"AVAILABLE\"} == 1"
+            )
+            .await
+            .unwrap()
+            .as_array()
+            .is_some_and(|r| r.len() == 1),
+        "the healthy WABA was seen"
+    );
+
+    // Meta blocks the WABA: both numbers' health status says so, and it pages.
+    for p in [PHONE, PHONE2] {
+        let mut entities = healthy(p);
+        entities[1] = SimEntity::new("WABA", WABA, "BLOCKED").error(141014, "The WABA is banned.");
+        stack.sim.set_health(p, &entities);
+    }
+    let page = eventually(
+        Duration::from_secs(90),
+        "the sending-blocked page",
+        || async {
+            let inbox = inbox.lock().unwrap();
+            alerts_in(&inbox, "pager", "firing")
+                .into_iter()
+                .find(|a| a["labels"]["alertname"] == "WhatsAppSendingBlocked")
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(page["labels"]["entity_type"], "WABA");
+    assert_eq!(page["labels"]["entity_id"], WABA);
+    assert_eq!(page["labels"]["severity"], "page");
+    // One page for the WABA, however many numbers report it, and none for
+    // the entities that stayed AVAILABLE.
+    let inbox = inbox.lock().unwrap().clone();
+    let blocked: Vec<&Value> = alerts_in(&inbox, "pager", "firing")
+        .into_iter()
+        .filter(|a| a["labels"]["alertname"] == "WhatsAppSendingBlocked")
+        .collect();
+    assert!(
+        blocked.iter().all(|a| a["labels"]["entity_id"] == WABA),
+        "{blocked:?}"
+    );
     stack.stop().await;
     drop(_am);
     let _ = std::fs::remove_dir_all(&dir);

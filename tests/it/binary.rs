@@ -152,7 +152,29 @@ async fn demo_counters_move() {
         }
     })
     .await;
-    assert_eq!(moved.find("whatsapp_up", &[]).len(), 3);
+    // Three collections, and the health checks of two numbers and the account.
+    assert_eq!(moved.find("whatsapp_up", &[]).len(), 6);
+    assert_eq!(
+        moved.get(
+            "whatsapp_health_can_send_message",
+            &[
+                ("entity_type", "BUSINESS"),
+                ("entity_id", whatsapp_exporter::sim::demo::DEMO_BUSINESS),
+                ("state", "LIMITED")
+            ]
+        ),
+        Some(1.0),
+        "the demo's LIMITED business"
+    );
+    assert_eq!(
+        moved
+            .find("whatsapp_template_status", &[("status", "PAUSED")])
+            .iter()
+            .filter(|s| s.value == 1.0)
+            .count(),
+        1,
+        "the demo's PAUSED template"
+    );
     assert_eq!(moved.find("whatsapp_messages_undelivered", &[]).len(), 2);
     assert!(
         moved

@@ -429,7 +429,8 @@ async fn targets_are_collected_concurrently_up_to_the_limit() {
                 .iter()
                 .filter(|s| s.value == 1.0)
                 .count(),
-            3
+            6,
+            "three collections and three health checks (same limit), all up"
         );
         assert_eq!(sim.max_in_flight(), expected, "concurrency {concurrency}");
         exp.stop().await;

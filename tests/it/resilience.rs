@@ -422,20 +422,24 @@ async fn transport_hostility_is_an_error_per_target_never_a_stall() {
             ("activities", WABA),
             ("message_history", PHONE),
             ("message_history", PHONE2),
+            ("templates", WABA),
+            ("health", PHONE),
+            ("health", PHONE2),
         ] {
-            assert_eq!(up(&m, c, t), Some(0.0), "{how:?} {t}");
+            assert_eq!(up(&m, c, t), Some(0.0), "{how:?} {c} {t}");
         }
+        // The three collections, and the three health checks after them.
         let errors = m.sum("whatsapp_graph_api_errors_total", &[("error_code", code)]);
         assert_eq!(
             errors,
-            3.0,
+            6.0,
             "{how:?}: {:?}",
             m.find("whatsapp_graph_api_errors_total", &[])
         );
         assert_eq!(
             count.load(Ordering::SeqCst),
-            3,
-            "{how:?}: one request per target"
+            6,
+            "{how:?}: one request per target and health check"
         );
         exp.stop().await;
     }

@@ -82,7 +82,11 @@ async fn two_shards_cover_every_target_once_and_sum_to_one_process() {
 
     let (m0, m1, m) = (scrape(&a0).await, scrape(&a1).await, scrape(&all).await);
     let (t0, t1, t) = (targets(&m0), targets(&m1), targets(&m));
-    assert_eq!(t.len(), 101, "100 discovered numbers and the account");
+    assert_eq!(
+        t.len(),
+        202,
+        "100 discovered numbers and the account, each collected and health-checked"
+    );
     assert!(
         t0.is_disjoint(&t1),
         "{:?}",

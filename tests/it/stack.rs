@@ -11,7 +11,21 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::*;
-use whatsapp_exporter::sim::{SimActivity, SimEvent, SimPhoneNumber, Simulator};
+use whatsapp_exporter::sim::{
+    SimActivity, SimEntity, SimEvent, SimPhoneNumber, SimTemplate, Simulator,
+};
+
+/// The business of the stack's account.
+pub const BUSINESS: &str = "7777000011112222";
+
+/// The health status of `phone` with every entity AVAILABLE.
+pub fn healthy(phone: &str) -> Vec<SimEntity> {
+    vec![
+        SimEntity::new("PHONE_NUMBER", phone, "AVAILABLE"),
+        SimEntity::new("WABA", WABA, "AVAILABLE"),
+        SimEntity::new("BUSINESS", BUSINESS, "AVAILABLE"),
+    ]
+}
 
 /// A running simulator + exporter + Prometheus; everything stops on drop.
 pub struct Stack {
@@ -37,7 +51,26 @@ impl Stack {
         for (p, display) in [(PHONE, "+1 555-0100"), (PHONE2, "+1 555-0101")] {
             sim.list_phone(WABA, p, SimPhoneNumber::new(display, "Acme"));
         }
-        let yaml = config_yaml(&url, "  lookback: 1h\n  max_pages: 50\n", "").replace(
+        // Account health: everything AVAILABLE (a test may block an entity),
+        // one template PAUSED.
+        for p in [PHONE, PHONE2] {
+            sim.set_health(p, &healthy(p));
+        }
+        let mut paused = SimTemplate::new("801", "spring_sale", "PAUSED", Some("RED"));
+        paused.category = "MARKETING".into();
+        sim.set_templates(
+            WABA,
+            &[
+                SimTemplate::new("800", "order_update", "APPROVED", Some("GREEN")),
+                paused,
+            ],
+        );
+        let yaml = config_yaml(
+            &url,
+            "  lookback: 1h\n  max_pages: 50\n",
+            "health:\n  interval: 2s\n",
+        )
+        .replace(
             &format!("    phone_number_ids: [\"{PHONE}\", \"{PHONE2}\"]\n"),
             "",
         );

@@ -308,7 +308,8 @@ async fn spans_of_one_scrape(protocol: &str) {
                 .iter()
                 .filter(|s| s.name == "graph_api_request" && s.trace_id == PARENT_TRACE)
                 .count();
-            (requests >= 3).then_some(spans)
+            // Three collections' requests and three health checks'.
+            (requests >= 6).then_some(spans)
         },
     )
     .await;
@@ -361,7 +362,35 @@ async fn spans_of_one_scrape(protocol: &str) {
         .iter()
         .filter(|s| s.name == "graph_api_request")
         .collect();
-    for r in &requests {
+    // The account health checks' spans: one per check, under the scrape,
+    // each over its request.
+    let checks: BTreeMap<(&str, &str), &&Span> = ours
+        .iter()
+        .filter(|s| s.name == "health_check")
+        .map(|s| ((s.attr("collector"), s.attr("target")), s))
+        .collect();
+    assert_eq!(
+        checks.keys().copied().collect::<Vec<_>>(),
+        [("health", PHONE), ("health", PHONE2), ("templates", WABA)],
+        "one health check span per check"
+    );
+    for (&(collector, _), c) in &checks {
+        assert_eq!(c.parent, scrape.span_id, "health check under the scrape");
+        let endpoint = if collector == "health" {
+            "health_status"
+        } else {
+            "message_templates"
+        };
+        assert!(
+            ours.iter()
+                .any(|r| r.parent == c.span_id && r.attr("endpoint") == endpoint),
+            "{collector}: no {endpoint} request under its check"
+        );
+    }
+    for r in requests
+        .iter()
+        .filter(|r| !checks.values().any(|c| c.span_id == r.parent))
+    {
         let parent = collections
             .values()
             .find(|c| c.span_id == r.parent)
