@@ -15,7 +15,7 @@ use serde_json::Value;
 use serde_norway::Value as Yaml;
 use whatsapp_exporter::sim::SimEntity;
 
-use crate::stack::{Stack, healthy};
+use crate::stack::{BUSINESS, Stack, account_health};
 use crate::support::*;
 
 fn alerts_dir() -> PathBuf {
@@ -275,8 +275,8 @@ async fn webhook_failure_pages_and_resolves_and_a_blocked_waba_pages_end_to_end(
     .await;
 
     // Nothing ever fired for the healthy number, and nothing else paged:
-    // the account's health is AVAILABLE everywhere (its PAUSED template
-    // is a ticket).
+    // the WABA is AVAILABLE, and the LIMITED business and the PAUSED
+    // template are tickets.
     let inbox_then = inbox.lock().unwrap().clone();
     for (receiver, payload) in &inbox_then {
         for a in payload["alerts"].as_array().unwrap() {
@@ -303,7 +303,7 @@ async fn webhook_failure_pages_and_resolves_and_a_blocked_waba_pages_end_to_end(
 
     // Meta blocks the WABA: both numbers' health status says so, and it pages.
     for p in [PHONE, PHONE2] {
-        let mut entities = healthy(p);
+        let mut entities = account_health(p);
         entities[1] = SimEntity::new("WABA", WABA, "BLOCKED").error(141014, "The WABA is banned.");
         stack.sim.set_health(p, &entities);
     }
@@ -324,8 +324,8 @@ async fn webhook_failure_pages_and_resolves_and_a_blocked_waba_pages_end_to_end(
     assert_eq!(page["labels"]["severity"], "page");
     // One page for the WABA, however many numbers report it, and none for
     // the entities that stayed AVAILABLE.
-    let inbox = inbox.lock().unwrap().clone();
-    let blocked: Vec<&Value> = alerts_in(&inbox, "pager", "firing")
+    let received = inbox.lock().unwrap().clone();
+    let blocked: Vec<&Value> = alerts_in(&received, "pager", "firing")
         .into_iter()
         .filter(|a| a["labels"]["alertname"] == "WhatsAppSendingBlocked")
         .collect();
@@ -333,6 +333,18 @@ async fn webhook_failure_pages_and_resolves_and_a_blocked_waba_pages_end_to_end(
         blocked.iter().all(|a| a["labels"]["entity_id"] == WABA),
         "{blocked:?}"
     );
+    for a in alerts_in(&received, "pager", "firing") {
+        assert_ne!(a["labels"]["entity_id"], BUSINESS, "{a}");
+    }
+    let limited = eventually(Duration::from_secs(60), "the LIMITED ticket", || async {
+        let inbox = inbox.lock().unwrap();
+        alerts_in(&inbox, "tickets", "firing")
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "WhatsAppSendingLimited")
+            .cloned()
+    })
+    .await;
+    assert_eq!(limited["labels"]["entity_id"], BUSINESS);
     stack.stop().await;
     drop(_am);
     let _ = std::fs::remove_dir_all(&dir);

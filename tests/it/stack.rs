@@ -18,12 +18,13 @@ use whatsapp_exporter::sim::{
 /// The business of the stack's account.
 pub const BUSINESS: &str = "7777000011112222";
 
-/// The health status of `phone` with every entity AVAILABLE.
-pub fn healthy(phone: &str) -> Vec<SimEntity> {
+/// The health status of `phone`: the number and its WABA AVAILABLE, the
+/// business LIMITED (a ticket, never a page).
+pub fn account_health(phone: &str) -> Vec<SimEntity> {
     vec![
         SimEntity::new("PHONE_NUMBER", phone, "AVAILABLE"),
         SimEntity::new("WABA", WABA, "AVAILABLE"),
-        SimEntity::new("BUSINESS", BUSINESS, "AVAILABLE"),
+        SimEntity::new("BUSINESS", BUSINESS, "LIMITED"),
     ]
 }
 
@@ -51,10 +52,10 @@ impl Stack {
         for (p, display) in [(PHONE, "+1 555-0100"), (PHONE2, "+1 555-0101")] {
             sim.list_phone(WABA, p, SimPhoneNumber::new(display, "Acme"));
         }
-        // Account health: everything AVAILABLE (a test may block an entity),
-        // one template PAUSED.
+        // Account health: the WABA AVAILABLE (a test may block it), the
+        // business LIMITED, one template PAUSED.
         for p in [PHONE, PHONE2] {
-            sim.set_health(p, &healthy(p));
+            sim.set_health(p, &account_health(p));
         }
         let mut paused = SimTemplate::new("801", "spring_sale", "PAUSED", Some("RED"));
         paused.category = "MARKETING".into();
