@@ -13,8 +13,8 @@
 //! - [`secret`]: the access token newtype that never prints.
 //! - [`fnv`]: the stable hash that keys remembered events and assigns shards.
 //! - [`error`]: `GraphError`: its `error_code` label, rate-limit scope, retryability, hint.
-//! - [`graph`]: the Graph edges (`edge`), the one HTTP client with retries (`client`),
-//!   response types, a bad record skipped alone (`model`), the pull pager (`paging`), usage headers (`usage`), the API
+//! - [`graph`]: the Graph edges and node reads (`edge`), the one HTTP client with retries
+//!   for pages and nodes (`client`), response types, a bad record or entity skipped alone (`model`), the pull pager (`paging`), usage headers (`usage`), the API
 //!   budget: throttling, hourly cap (`budget`).
 //! - [`collector`]: the fleet of targets, one generation at a time (`fleet`, `generation`);
 //!   one target's collection (`collect`) through one driver (`driver`: one walk to seen data,
@@ -23,9 +23,10 @@
 //!   and changes of their webhook state after first sight), what a target remembers of each
 //!   event and message (`seen`), the state store (`store`: redb, one writer, what each collection
 //!   changed) and the JSON file of earlier releases it imports (`state_file`), phone number
-//!   listing (`discovery`), `collect:` settings (`settings`).
-//! - [`metrics`]: the metric groups (`api`, `collection`, `events`, `phones`, `process`,
-//!   `http`: the server's connections and refusals),
+//!   listing (`discovery`), account health on its own schedule (`health`: each number's
+//!   health status, each account's templates), `collect:` settings (`settings`).
+//! - [`metrics`]: the metric groups (`api`, `collection`, `events`, `phones`, `health`:
+//!   entities' sending state and templates, `process`, `http`: the server's connections and refusals),
 //!   their label sets, values and caps (`labels`), families that list their series (`tracked`),
 //!   what the groups share (`shared`), the answer of one scrape built from them
 //!   (`exposition`), both text formats (`encode`).
@@ -44,7 +45,8 @@
 //!   (`render`), the demo (`demo`).
 //!
 //! One scrape: `server` -> `collector::Fleet` (discovery, then each target through the
-//! driver: `graph` pages -> scan -> dedupe and state changes -> counters -> gauges) ->
+//! driver: `graph` pages -> scan -> dedupe and state changes -> counters -> gauges; then
+//! the account health checks that are due) ->
 //! `metrics::Exposition` -> `server`.
 //! Data flows one way: Graph API -> pages -> events -> dedupe -> counters -> exposition.
 

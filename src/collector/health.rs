@@ -299,3 +299,39 @@ fn template(t: &Template, invalid: &mut HashMap<&'static str, u64>) -> Option<Li
         score: label_value(t.score()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::model::Body;
+
+    #[test]
+    fn entities_and_their_error_codes_are_capped_per_number() {
+        let list: Vec<String> = (0..5)
+            .map(|i| {
+                let errors: Vec<String> = (0..4)
+                    .map(|c| format!(r#"{{"error_code": {}}}"#, 141_000 + c))
+                    .collect();
+                format!(
+                    r#"{{"entity_type": "WABA", "id": "{i}", "can_send_message": "BLOCKED", "errors": [{}]}}"#,
+                    errors.join(",")
+                )
+            })
+            .collect();
+        let body = format!(
+            r#"{{"health_status": {{"entities": [{}, {{"id": "9"}}]}}}}"#,
+            list.join(",")
+        );
+        let node = HealthNode::decode(body.as_bytes()).unwrap();
+        let mut invalid = HashMap::new();
+        let out = entities(node, 3, &mut invalid);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].error_codes, ["141000", "141001", "141002", "other"]);
+        assert_eq!(invalid.get("too_many_entities"), Some(&3));
+        assert_eq!(
+            invalid.get("no_can_send_message"),
+            None,
+            "the capped one is not looked at"
+        );
+    }
+}

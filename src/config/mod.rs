@@ -125,6 +125,8 @@ mod tests {
         assert_eq!(c.config.graph_api.version, "v23.0");
         assert_eq!(c.config.collect.page_size, 100);
         assert_eq!(c.config.collect.min_interval, Duration::from_secs(60));
+        assert!(c.config.health.enabled);
+        assert_eq!(c.config.health.interval, Duration::from_secs(600));
         let ids: Vec<_> = c
             .targets
             .iter()
@@ -154,6 +156,8 @@ accounts:
     phone_number_ids: [\"222\"]
   - waba_id: \"999\"
     phone_number_ids: [\"222\"]
+health:
+  interval: 0s
 ";
         let e = Config::from_yaml(yaml, "t", env_token).unwrap_err();
         let text = e.to_string();
@@ -163,10 +167,11 @@ accounts:
             "line 5: collect.lookback",
             "line 7: accounts[0].waba_id: \"12a\" is not a numeric id",
             "line 10: accounts[1].phone_number_ids[0]: 222 is configured twice",
+            "line 12: health.interval: must be more than 0s",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
-        assert_eq!(e.problems.len(), 5, "{text}");
+        assert_eq!(e.problems.len(), 6, "{text}");
     }
 
     #[test]
