@@ -267,17 +267,13 @@ async fn answer(
             if !d.wabas.contains_key(&id) {
                 return unknown_object(&id);
             }
-            let items: Vec<Stored<(String, SimPhoneNumber)>> = d
-                .listed
-                .get(&id)
-                .into_iter()
-                .flatten()
-                .enumerate()
-                .map(|(i, (phone, info))| Stored {
-                    seq: i as u64 + 1,
-                    item: (phone.clone(), info.clone()),
-                })
-                .collect();
+            let items: Vec<Stored<(String, SimPhoneNumber)>> = listing(
+                d.listed
+                    .get(&id)
+                    .into_iter()
+                    .flatten()
+                    .map(|(phone, info)| (phone.clone(), info.clone())),
+            );
             let fields: Vec<String> = match q.get("fields") {
                 Some(f) => parse_fields(f).into_iter().map(|(n, _)| n).collect(),
                 None => vec!["id".into(), "display_phone_number".into()],
@@ -305,18 +301,7 @@ async fn answer(
             if !d.wabas.contains_key(&id) {
                 return unknown_object(&id);
             }
-            let items: Vec<Stored<serde_json::Value>> = d
-                .templates
-                .get(&id)
-                .into_iter()
-                .flatten()
-                .rev()
-                .enumerate()
-                .map(|(i, t)| Stored {
-                    seq: i as u64 + 1,
-                    item: t.clone(),
-                })
-                .collect();
+            let items = listing(d.templates.get(&id).into_iter().flatten().rev().cloned());
             let fields: Vec<String> = match q.get("fields") {
                 Some(f) => parse_fields(f).into_iter().map(|(n, _)| n).collect(),
                 None => vec!["id".into(), "name".into()],
@@ -350,6 +335,18 @@ async fn answer(
             false,
         ),
     }
+}
+
+/// A listing's items (oldest first) as records, numbered in that order, so
+/// a page shows the last first.
+fn listing<T>(oldest_first: impl Iterator<Item = T>) -> Vec<Stored<T>> {
+    oldest_first
+        .enumerate()
+        .map(|(i, item)| Stored {
+            seq: i as u64 + 1,
+            item,
+        })
+        .collect()
 }
 
 fn unknown_object(id: &str) -> Response {

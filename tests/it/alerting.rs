@@ -174,6 +174,25 @@ fn render_alertmanager(dir: &Path, receiver: &str) -> PathBuf {
     path
 }
 
+/// Waits (up to `limit`) for a notification to `receiver` of an alert named
+/// `alertname` in `status` that `also` accepts; returns the alert.
+async fn notified(
+    inbox: &Inbox,
+    limit: Duration,
+    (receiver, status, alertname): (&str, &str, &str),
+    also: impl Fn(&Value) -> bool,
+) -> Value {
+    let what = format!("{alertname} {status} to {receiver}");
+    eventually(limit, &what, || async {
+        let inbox = inbox.lock().unwrap();
+        alerts_in(&inbox, receiver, status)
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == alertname && also(a))
+            .cloned()
+    })
+    .await
+}
+
 fn alerts_in<'a>(inbox: &'a [(String, Value)], receiver: &str, status: &str) -> Vec<&'a Value> {
     inbox
         .iter()
@@ -226,16 +245,11 @@ async fn webhook_failure_pages_and_resolves_and_a_blocked_waba_pages_end_to_end(
     .await;
 
     stack.failing.store(true, Ordering::Relaxed);
-    let page = eventually(
+    let page = notified(
+        &inbox,
         Duration::from_secs(90),
-        "the webhook-failure page",
-        || async {
-            let inbox = inbox.lock().unwrap();
-            alerts_in(&inbox, "pager", "firing")
-                .into_iter()
-                .find(|a| a["labels"]["alertname"] == "WhatsAppWebhookDeliveryFailing")
-                .cloned()
-        },
+        ("pager", "firing", "WhatsAppWebhookDeliveryFailing"),
+        |_| true,
     )
     .await;
     assert_eq!(page["labels"]["phone_number_id"], PHONE2);
@@ -258,19 +272,11 @@ async fn webhook_failure_pages_and_resolves_and_a_blocked_waba_pages_end_to_end(
     );
 
     stack.failing.store(false, Ordering::Relaxed);
-    eventually(
+    notified(
+        &inbox,
         Duration::from_secs(120),
-        "the resolved notification",
-        || async {
-            let inbox = inbox.lock().unwrap();
-            alerts_in(&inbox, "pager", "resolved")
-                .into_iter()
-                .find(|a| {
-                    a["labels"]["alertname"] == "WhatsAppWebhookDeliveryFailing"
-                        && a["labels"]["phone_number_id"] == PHONE2
-                })
-                .map(|_| ())
-        },
+        ("pager", "resolved", "WhatsAppWebhookDeliveryFailing"),
+        |a| a["labels"]["phone_number_id"] == PHONE2,
     )
     .await;
 
@@ -307,16 +313,11 @@ async fn webhook_failure_pages_and_resolves_and_a_blocked_waba_pages_end_to_end(
         entities[1] = SimEntity::new("WABA", WABA, "BLOCKED").error(141014, "The WABA is banned.");
         stack.sim.set_health(p, &entities);
     }
-    let page = eventually(
+    let page = notified(
+        &inbox,
         Duration::from_secs(90),
-        "the sending-blocked page",
-        || async {
-            let inbox = inbox.lock().unwrap();
-            alerts_in(&inbox, "pager", "firing")
-                .into_iter()
-                .find(|a| a["labels"]["alertname"] == "WhatsAppSendingBlocked")
-                .cloned()
-        },
+        ("pager", "firing", "WhatsAppSendingBlocked"),
+        |_| true,
     )
     .await;
     assert_eq!(page["labels"]["entity_type"], "WABA");
@@ -336,13 +337,12 @@ async fn webhook_failure_pages_and_resolves_and_a_blocked_waba_pages_end_to_end(
     for a in alerts_in(&received, "pager", "firing") {
         assert_ne!(a["labels"]["entity_id"], BUSINESS, "{a}");
     }
-    let limited = eventually(Duration::from_secs(60), "the LIMITED ticket", || async {
-        let inbox = inbox.lock().unwrap();
-        alerts_in(&inbox, "tickets", "firing")
-            .into_iter()
-            .find(|a| a["labels"]["alertname"] == "WhatsAppSendingLimited")
-            .cloned()
-    })
+    let limited = notified(
+        &inbox,
+        Duration::from_secs(60),
+        ("tickets", "firing", "WhatsAppSendingLimited"),
+        |_| true,
+    )
     .await;
     assert_eq!(limited["labels"]["entity_id"], BUSINESS);
     stack.stop().await;
