@@ -23,6 +23,9 @@ use crate::metrics::health::{EntityReport, ListedTemplate};
 use crate::metrics::labels::{HEALTH, LabelCap, TEMPLATES, label_str, label_value};
 use crate::metrics::{Metrics, TargetLabels, unix_now};
 
+/// The longest wait before a check is due again.
+const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// `fields=` of the template listing.
 pub const TEMPLATE_FIELDS: &str = "id,name,language,category,status,quality_score";
 
@@ -138,21 +141,21 @@ impl HealthChecks {
                 .buffer_unordered(g.settings.concurrency)
                 .collect()
                 .await;
-            let interval = g.settings.health_interval.unwrap_or(Duration::MAX);
             let at = Instant::now();
+            // A configured wait of centuries is a century: `Instant` cannot hold more.
+            let after = |d: Duration| at.checked_add(d.min(CENTURY)).unwrap_or(at);
+            let interval = after(g.settings.health_interval.unwrap_or(CENTURY));
             for (c, outcome) in done {
                 let next = match outcome {
                     Outcome::Health(entities) => {
                         changed = true;
                         st.reports.insert(c.spec.id.clone(), (at, entities));
-                        at.checked_add(interval)
+                        interval
                     }
-                    Outcome::Templates => at.checked_add(interval),
-                    Outcome::Failed => at.checked_add(g.settings.min_interval),
-                    Outcome::Throttled => Some(now),
+                    Outcome::Templates => interval,
+                    Outcome::Failed => after(g.settings.min_interval),
+                    Outcome::Throttled => now,
                 };
-                // Far enough never to be due again when the sum overflows.
-                let next = next.unwrap_or_else(|| at + Duration::from_secs(100 * 365 * 86_400));
                 st.due.insert(c.labels.clone(), next);
             }
         }
