@@ -364,11 +364,7 @@ impl Body for HealthNode {
                     node.entities.push(e)
                 }
                 Ok(_) => node.invalid.push("no_id"),
-                Err(_) => node.invalid.push(if v.is_object() {
-                    "wrong_type"
-                } else {
-                    "not_an_object"
-                }),
+                Err(_) => node.invalid.push(reason(&v)),
             }
         }
         Ok(node)
