@@ -1,11 +1,14 @@
 //! The hot paths of a scrape, measured with criterion:
-//! - one message_history page (100 messages, 1 to 5 events each) decoded and
-//!   counted into the dedupe state, against the plain `serde_json::from_slice`
-//!   of the same bytes into the same structs (the limit for the decoder);
+//! - one message_history page (100 messages, 1 to 5 events each) decoded
+//!   (strings borrowed from the body, as the client decodes it) and counted
+//!   into the dedupe state, against the plain `serde_json::from_slice` of
+//!   the same bytes into the owned structs (the old limit), and the
+//!   exporter's owned decode (`decode_response`, what tests and fuzzing use);
 //! - `/metrics` encoded for 1k, 10k and 100k series, OpenMetrics and classic.
 //!
 //! `cargo bench --bench hot_paths`; figures in BENCHMARKS.md.
 
+use std::borrow::Cow;
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -14,7 +17,7 @@ use serde_json::json;
 use whatsapp_exporter::collector::TargetState;
 use whatsapp_exporter::collector::message_history::scan_page;
 use whatsapp_exporter::graph::client::decode_response;
-use whatsapp_exporter::graph::model::{MessageHistory, Page};
+use whatsapp_exporter::graph::model::{MessageHistory, Page, Record};
 use whatsapp_exporter::metrics::encode::Format;
 use whatsapp_exporter::metrics::labels::{MESSAGE_HISTORY, StatusLabels, WebhookLabels};
 use whatsapp_exporter::metrics::{Exposition, Metrics, Scope, TargetLabels};
@@ -57,6 +60,18 @@ fn page_bytes() -> Vec<u8> {
     .unwrap()
 }
 
+/// What the client does with a response body: redacts the token, checks
+/// UTF-8, decodes the page borrowing from it, and hands it on.
+fn with_page<R>(
+    bytes: &[u8],
+    token: &AccessToken,
+    f: impl FnOnce(&Page<MessageHistory<Cow<'_, str>>>) -> R,
+) -> R {
+    let body = token.redact_bytes(bytes);
+    let page = MessageHistory::decode_borrowed(std::str::from_utf8(&body).unwrap()).unwrap();
+    f(&page)
+}
+
 fn decode_and_count(c: &mut Criterion) {
     let bytes = page_bytes();
     let token = AccessToken::new("EAAG-bench-token");
@@ -69,7 +84,7 @@ fn decode_and_count(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("message_history_page");
     g.throughput(Throughput::Bytes(bytes.len() as u64));
-    g.bench_function("serde_json_from_slice (the limit)", |b| {
+    g.bench_function("serde_json_from_slice owned (the old limit)", |b| {
         b.iter(|| {
             black_box(serde_json::from_slice::<Page<MessageHistory>>(black_box(
                 &bytes,
@@ -77,30 +92,38 @@ fn decode_and_count(c: &mut Criterion) {
             .unwrap()
         })
     });
+    g.bench_function("decode_owned (decode_response)", |b| {
+        b.iter(|| {
+            black_box(decode_response::<MessageHistory>(200, black_box(&bytes), &token).unwrap())
+        })
+    });
+    g.bench_function("decode_borrowed", |b| {
+        b.iter(|| with_page(black_box(&bytes), &token, |page| black_box(page.data.len())))
+    });
     // A walk of the window (what the driver hands the scan).
     let walk = TargetState::default().begin(NOW - 86_400, NOW + 86_400);
     g.bench_function("decode_and_count_all_new", |b| {
         b.iter_batched(
             TargetState::default,
             |mut st| {
-                let page =
-                    decode_response::<MessageHistory>(200, black_box(&bytes), &token).unwrap();
-                let scan = scan_page(&page, &mut st, &walk);
-                assert_eq!(scan.new, events);
-                black_box(scan.new)
+                with_page(black_box(&bytes), &token, |page| {
+                    let scan = scan_page(page, &mut st, &walk);
+                    assert_eq!(scan.new, events);
+                    black_box(scan.new)
+                })
             },
             BatchSize::SmallInput,
         )
     });
     let mut warm = TargetState::default();
-    let page = decode_response::<MessageHistory>(200, &bytes, &token).unwrap();
-    scan_page(&page, &mut warm, &walk);
+    with_page(&bytes, &token, |page| scan_page(page, &mut warm, &walk).new);
     g.bench_function("decode_and_count_all_seen", |b| {
         b.iter(|| {
-            let page = decode_response::<MessageHistory>(200, black_box(&bytes), &token).unwrap();
-            let scan = scan_page(&page, &mut warm, &walk);
-            assert_eq!(scan.seen, events);
-            black_box(scan.seen)
+            with_page(black_box(&bytes), &token, |page| {
+                let scan = scan_page(page, &mut warm, &walk);
+                assert_eq!(scan.seen, events);
+                black_box(scan.seen)
+            })
         })
     });
     g.finish();

@@ -198,7 +198,9 @@ fn main() -> anyhow::Result<()> {
             .div_ceil(args.phones.max(1) as u64);
         let floor = floor_for(per_number as usize);
         remembered = sum(&text, "whatsapp_seen_events{");
-        let up = sum(&text, "whatsapp_up{");
+        // The collection targets (the health checks have `up` series too).
+        let up = sum(&text, "whatsapp_up{collector=\"message_history\"")
+            + sum(&text, "whatsapp_up{collector=\"activities\"");
         anyhow::ensure!(
             up as usize == args.phones + wabas.len(),
             "only {up} targets up"

@@ -53,17 +53,10 @@ impl AccessToken {
     }
 }
 
+/// Where `needle` first occurs in `hay` (a vectorised search: every
+/// response body is searched for the token).
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let first = *needle.first()?;
-    let mut from = 0;
-    while let Some(i) = hay.get(from..)?.iter().position(|&b| b == first) {
-        let at = from + i;
-        if hay.get(at..at + needle.len()) == Some(needle) {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
+    memchr::memmem::find(hay, needle)
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

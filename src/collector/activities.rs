@@ -14,7 +14,7 @@ use crate::collector::seen::{Mark, SeenEvents};
 use crate::collector::target::{Scan, TargetState, Walk};
 use crate::fnv;
 use crate::graph::Edge;
-use crate::graph::model::{Activity, Page};
+use crate::graph::model::{Activity, Page, Text};
 use crate::metrics::EventMetrics;
 use crate::metrics::labels::ActivityLabels;
 use crate::metrics::labels::label_str;
@@ -93,7 +93,7 @@ impl Collect for ActivitiesCollector {
     const EDGE: Edge = Edge::Activities;
     const FIELDS: &'static str = FIELDS;
 
-    fn scan<'p>(
+    fn scan<'p, S: Text>(
         &self,
         page: &'p Page<Activity>,
         st: &mut TargetState,

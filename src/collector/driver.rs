@@ -11,18 +11,17 @@
 //! see [`crate::collector::sweep`]), the baseline's whole window, or the head
 //! and then the next pages of the sweep.
 
-use crate::graph::model::Record;
-
 use crate::collector::sweep::{Reach, Step, Walked};
 use crate::collector::target::{Phase, Scan, TargetState, Walk, widen};
 use crate::error::GraphError;
-use crate::graph::model::Page;
+use crate::graph::model::{Page, Record, Text};
+use crate::graph::paging::PageVisitor;
 use crate::graph::{Edge, End, PageSource, Pager};
 
 /// What a collector knows: where its pages are and what to make of them.
 pub trait Collect: Send + Sync {
     /// One record of a page.
-    type Record: Record + Send + Sync;
+    type Record: Record;
     /// What a scan finds to count: a new record, or an event inside one,
     /// new or changed.
     type Found<'p>;
@@ -34,10 +33,12 @@ pub trait Collect: Send + Sync {
     /// head and a rolling sweep rather than to seen data.
     const SWEEPS: bool = false;
 
-    /// Finds the records of `page` not seen before (or changed) and remembers them.
-    fn scan<'p>(
+    /// Finds the records of `page` not seen before (or changed) and
+    /// remembers them; its strings are `S` (borrowed from the response body,
+    /// or `String`).
+    fn scan<'p, S: Text>(
         &self,
-        page: &'p Page<Self::Record>,
+        page: &'p Page<<Self::Record as Record>::With<S>>,
         st: &mut TargetState,
         walk: &mut Walk,
     ) -> Scan<Self::Found<'p>>;
@@ -62,24 +63,48 @@ pub async fn drive<C, S>(
 ) -> Result<End, GraphError>
 where
     C: Collect,
-    S: PageSource<C::Record>,
+    S: PageSource<C::Record> + Send,
 {
+    let mut take = TakeIn {
+        collector,
+        id,
+        st,
+        walk,
+    };
     loop {
-        let Some(page) = pager.next_page::<C::Record>().await? else {
-            return Ok(pager.end());
-        };
-        let mut scan = collector.scan(&page, st, walk);
+        match pager.next_page_into(&mut take).await? {
+            None => return Ok(pager.end()),
+            Some(true) => return Ok(End::Stopped),
+            Some(false) => {}
+        }
+    }
+}
+
+/// Takes a page in: scans it, counts what the scan found, takes the scan
+/// into the target's state and the walk. Says whether to stop.
+struct TakeIn<'a, C> {
+    collector: &'a C,
+    id: &'a str,
+    st: &'a mut TargetState,
+    walk: &'a mut Walk,
+}
+
+impl<C: Collect> PageVisitor<C::Record> for TakeIn<'_, C> {
+    type Out = bool;
+
+    fn visit<S: Text>(&mut self, page: &Page<<C::Record as Record>::With<S>>) -> bool {
+        let (st, walk) = (&mut *self.st, &mut *self.walk);
+        let mut scan = self.collector.scan::<S>(page, st, walk);
         // Records the page decode left out count like records the scan skipped.
         scan.invalid.extend_from_slice(&page.invalid);
-        collector.count(id, &scan.found, st, walk.counting);
+        self.collector
+            .count(self.id, &scan.found, st, walk.counting);
         st.absorb(&scan);
         walk.at_edge |= scan.edge;
         if let Some((oldest, newest)) = scan.messages {
             walk.messages = widen(walk.messages, oldest, newest);
         }
-        if scan.stop {
-            return Ok(End::Stopped);
-        }
+        scan.stop
     }
 }
 
@@ -96,7 +121,7 @@ pub async fn run<C, S>(
 ) -> Result<Walked, GraphError>
 where
     C: Collect,
-    S: PageSource<C::Record>,
+    S: PageSource<C::Record> + Send,
 {
     let now = reach.now as i64;
     if !C::SWEEPS {

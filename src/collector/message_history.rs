@@ -17,7 +17,7 @@ use crate::collector::seen::Mark;
 use crate::collector::target::{Phase, Scan, TargetState, Walk, widen};
 use crate::fnv;
 use crate::graph::Edge;
-use crate::graph::model::{MessageHistory, Page, StatusEvent};
+use crate::graph::model::{MessageHistory, Page, StatusEvent, Text};
 use crate::metrics::EventMetrics;
 use crate::metrics::labels::{
     DeliveryErrorLabels, PhoneLabels, StatusLabels, WebhookLabels, label_str,
@@ -33,8 +33,8 @@ const ENDED: [&str; 4] = ["DELIVERED", "READ", "FAILED", "DELETED"];
 /// An event a scan found to count.
 #[derive(Debug)]
 pub struct Sighting<'p> {
-    /// The event as read.
-    pub event: &'p StatusEvent,
+    /// Its delivery status as read.
+    pub status: Option<&'p str>,
     /// Its application, as interned in the target's state.
     pub app: u8,
     /// Its webhook state now, as interned in the target's state.
@@ -80,8 +80,8 @@ fn error_print(desc: &str) -> u16 {
 /// edge; `stop` then, and in the head when the page's oldest message is older
 /// than `walk.head_from`. An event first seen on a message older than
 /// `walk.floor` is remembered without being counted.
-pub fn scan_page<'p>(
-    page: &'p Page<MessageHistory>,
+pub fn scan_page<'p, S: Text>(
+    page: &'p Page<MessageHistory<S>>,
     st: &mut TargetState,
     walk: &Walk,
 ) -> Scan<Sighting<'p>> {
@@ -175,7 +175,7 @@ pub fn scan_page<'p>(
                 };
                 scan.new += 1;
                 scan.found.push(Sighting {
-                    event: ev,
+                    status: ev.delivery_status.as_deref(),
                     app,
                     state,
                     error: error_now,
@@ -192,7 +192,7 @@ pub fn scan_page<'p>(
             if state_changed || new_error.is_some() {
                 scan.changed += 1;
                 scan.found.push(Sighting {
-                    event: ev,
+                    status: ev.delivery_status.as_deref(),
                     app,
                     state,
                     error: new_error,
@@ -217,7 +217,7 @@ pub fn scan_page<'p>(
 
 /// The dedupe key of an event: its id, else the fields that make it this
 /// event (not the webhook state or error, which may change) plus its message.
-fn identity(ev: &StatusEvent, msg_key: &str) -> u64 {
+fn identity<S: Text>(ev: &StatusEvent<S>, msg_key: &str) -> u64 {
     match ev.id.as_deref() {
         Some(id) if !id.is_empty() => fnv::hash(&["event", id]),
         _ => {
@@ -233,7 +233,7 @@ fn identity(ev: &StatusEvent, msg_key: &str) -> u64 {
     }
 }
 
-fn app_id(ev: &StatusEvent) -> Option<&str> {
+fn app_id<S: Text>(ev: &StatusEvent<S>) -> Option<&str> {
     ev.application.as_ref().and_then(|a| a.id.as_deref())
 }
 
@@ -321,9 +321,9 @@ impl Collect for MessageHistoryCollector {
     const FIELDS: &'static str = FIELDS;
     const SWEEPS: bool = true;
 
-    fn scan<'p>(
+    fn scan<'p, S: Text>(
         &self,
-        page: &'p Page<MessageHistory>,
+        page: &'p Page<MessageHistory<S>>,
         st: &mut TargetState,
         walk: &mut Walk,
     ) -> Scan<Sighting<'p>> {
@@ -336,7 +336,6 @@ impl Collect for MessageHistoryCollector {
         let n = u64::from(counting);
         let m = &self.events;
         for s in found {
-            let ev = s.event;
             let application_id = st.apps.value(s.app).to_string();
             let state = st.states.value(s.state).to_string();
             if !st.applications.contains(&application_id) {
@@ -358,9 +357,7 @@ impl Collect for MessageHistoryCollector {
                     let cap = st.max_label_values();
                     let status = StatusLabels {
                         phone_number_id: phone.to_string(),
-                        delivery_status: st
-                            .delivery_statuses
-                            .admit(label_str(ev.delivery_status.as_deref()), cap),
+                        delivery_status: st.delivery_statuses.admit(label_str(s.status), cap),
                     };
                     m.status_events.get_or_create(&status).inc_by(n);
                     if let (Some(secs), true) = (latency, counting) {

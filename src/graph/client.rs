@@ -5,6 +5,7 @@
 //! metrics (`whatsapp_graph_api_*`, the API group only). Anything taken from a response body is
 //! redacted of the token before it becomes an error message.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,8 +19,8 @@ use crate::config::GraphApiConfig;
 use crate::error::GraphError;
 use crate::graph::budget::Budget;
 use crate::graph::edge::Edge;
-use crate::graph::model::{Body, ErrorBody, Page, Record};
-use crate::graph::paging::PageSource;
+use crate::graph::model::{Body, ErrorBody, Page, Paging, Record};
+use crate::graph::paging::{PageSource, PageVisitor};
 use crate::graph::usage::Usage;
 use crate::metrics::ApiMetrics;
 use crate::secret::AccessToken;
@@ -65,6 +66,21 @@ pub struct EdgeRequest<'a> {
 impl<T: Record + Send> PageSource<T> for EdgeRequest<'_> {
     async fn fetch(&mut self, after: Option<&str>) -> Result<Page<T>, GraphError> {
         self.client.get(self, after).await
+    }
+
+    /// The page decoded with its strings borrowed from the response body.
+    async fn fetch_into<V: PageVisitor<T> + Send>(
+        &mut self,
+        after: Option<&str>,
+        visitor: &mut V,
+    ) -> Result<(V::Out, Option<Paging>), GraphError> {
+        let mut decode = |body: &[u8]| {
+            let body = std::str::from_utf8(body).map_err(serde::de::Error::custom)?;
+            let page = T::decode_borrowed(body)?;
+            let out = visitor.visit::<Cow<'_, str>>(&page);
+            Ok((out, page.paging))
+        };
+        self.client.get_with(self, after, &mut decode).await
     }
 
     fn walk_failed(&self, error: &GraphError) {
@@ -117,6 +133,18 @@ impl GraphClient {
         req: &EdgeRequest<'_>,
         after: Option<&str>,
     ) -> Result<B, GraphError> {
+        self.get_with(req, after, &mut |body: &[u8]| B::decode(body))
+            .await
+    }
+
+    /// [`GraphClient::get`], the body of a successful response handed to
+    /// `decode` (which may be called again on a retry after its error).
+    async fn get_with<R>(
+        &self,
+        req: &EdgeRequest<'_>,
+        after: Option<&str>,
+        decode: &mut (impl FnMut(&[u8]) -> Result<R, serde_json::Error> + Send),
+    ) -> Result<R, GraphError> {
         let mut attempt = 0;
         loop {
             if let Err(hold) = self.budget.acquire(req.id, req.token) {
@@ -135,7 +163,7 @@ impl GraphClient {
                 duration_ms = Empty,
             );
             span.set_attribute("http.request.method", "GET");
-            let (result, usage) = self.attempt::<B>(req, after).instrument(span).await;
+            let (result, usage) = self.attempt(req, after, decode).instrument(span).await;
             self.record_usage(req.id, &usage);
             self.budget
                 .observe(req.id, req.token, &usage, result.as_ref().err());
@@ -167,11 +195,12 @@ impl GraphClient {
     }
 
     /// One HTTP request: fetch and decode, recording the request metrics.
-    async fn attempt<B: Body>(
+    async fn attempt<R>(
         &self,
         req: &EdgeRequest<'_>,
         after: Option<&str>,
-    ) -> (Result<B, GraphError>, Usage) {
+        decode: &mut impl FnMut(&[u8]) -> Result<R, serde_json::Error>,
+    ) -> (Result<R, GraphError>, Usage) {
         let endpoint = req.edge.label();
         let start = Instant::now();
         let mut usage = Usage::default();
@@ -182,7 +211,7 @@ impl GraphClient {
         self.metrics
             .observe_duration(endpoint, elapsed.as_secs_f64(), sampled_trace_id(&span));
         let result = match result {
-            Ok(Ok((status, body))) => decode_body(status, &body, req.token),
+            Ok(Ok((status, body))) => decode_with(status, &body, req.token, decode),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(GraphError::Timeout(self.timeout)),
         };
@@ -306,9 +335,19 @@ pub fn decode_body<B: Body>(
     body: &[u8],
     token: &AccessToken,
 ) -> Result<B, GraphError> {
+    decode_with(status, body, token, &mut |b: &[u8]| B::decode(b))
+}
+
+/// [`decode_body`] with `decode` making what a successful response holds.
+fn decode_with<R>(
+    status: u16,
+    body: &[u8],
+    token: &AccessToken,
+    decode: &mut impl FnMut(&[u8]) -> Result<R, serde_json::Error>,
+) -> Result<R, GraphError> {
     let body = &*token.redact_bytes(body);
     if (200..300).contains(&status) {
-        return B::decode(body).map_err(|e| match serde_json::from_slice::<ErrorBody>(body) {
+        return decode(body).map_err(|e| match serde_json::from_slice::<ErrorBody>(body) {
             Ok(err) => api_error(status, err, token),
             Err(_) => GraphError::Decode(token.redact(&e.to_string())),
         });

@@ -4,10 +4,53 @@
 //! (`unknown` label, or skipped and counted as invalid), never a panic.
 //! Unknown fields are ignored so new API versions keep working. Ids and
 //! timestamps are accepted as JSON strings or numbers.
+//!
+//! The records of message_history, the pages there are many of, are
+//! generic over their strings ([`Text`]): `String` for records built in
+//! memory, `Cow<'body, str>` for records decoded from a response
+//! ([`Record::decode_borrowed`]), whose strings point into the body unless
+//! the JSON escaped them: a page is decoded without a copy of every field.
 
-use serde::de::DeserializeOwned;
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Deref;
+
+use serde::de::{DeserializeOwned, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+
+/// A string of a decoded record: `String`, or a `Cow<str>` borrowed from
+/// the response body.
+pub trait Text: Deref<Target = str> + fmt::Debug + Send + Sync {}
+
+impl Text for String {}
+impl Text for Cow<'_, str> {}
+
+/// A [`Text`] that can be decoded from input that lives for `'de`.
+pub trait TextFrom<'de>: Text + Sized {
+    /// From a string of the input itself.
+    fn borrowed(s: &'de str) -> Self;
+    /// From a string made while decoding (unescaped, or a number's digits).
+    fn owned(s: String) -> Self;
+}
+
+impl<'de> TextFrom<'de> for String {
+    fn borrowed(s: &'de str) -> Self {
+        s.to_string()
+    }
+    fn owned(s: String) -> Self {
+        s
+    }
+}
+
+impl<'de: 'a, 'a> TextFrom<'de> for Cow<'a, str> {
+    fn borrowed(s: &'de str) -> Self {
+        Cow::Borrowed(s)
+    }
+    fn owned(s: String) -> Self {
+        Cow::Owned(s)
+    }
+}
 
 /// One page of an edge: `{"data": [...], "paging": {...}}`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -25,10 +68,36 @@ pub struct Page<T> {
 
 /// A record of an edge's `data`: decoded on its own when its page is not
 /// decoded whole, so one bad record is one skipped record.
-pub trait Record: DeserializeOwned {
+pub trait Record: DeserializeOwned + Send + Sync {
+    /// This record with strings of type `S`: itself for `S = String` (a
+    /// record without a generic form ignores `S`).
+    type With<S: Text>: Send + Sync;
+
     /// Drops the parts of `v` that cannot be decoded and can be left out
     /// (a nested event), pushing why onto `invalid`.
     fn salvage(_v: &mut Value, _invalid: &mut Vec<&'static str>) {}
+
+    /// Decodes a page as [`Page::decode`] does, its strings borrowed from
+    /// `body` where they can be.
+    fn decode_borrowed(body: &str) -> Result<Page<Self::With<Cow<'_, str>>>, serde_json::Error>;
+
+    /// `page` as a page of [`Record::With`] `String` (which it is).
+    fn as_with(page: &Page<Self>) -> &Page<Self::With<String>>;
+}
+
+/// [`Record`] for a record without a generic form: decoded owned.
+macro_rules! owned_record {
+    ($t:ty) => {
+        type With<S: Text> = $t;
+
+        fn decode_borrowed(body: &str) -> Result<Page<$t>, serde_json::Error> {
+            Page::<$t>::decode(body.as_bytes())
+        }
+
+        fn as_with(page: &Page<$t>) -> &Page<$t> {
+            page
+        }
+    };
 }
 
 /// Why a record value does not decode (the `reason` label of
@@ -58,18 +127,31 @@ impl<T: Record> Page<T> {
     /// records that do not decode left out and counted in `invalid`. Fails
     /// only on a body that is not JSON or has no `data` array (or bad `paging`).
     pub fn decode(body: &[u8]) -> Result<Page<T>, serde_json::Error> {
-        let whole = match serde_json::from_slice::<Page<T>>(body) {
+        let body = std::str::from_utf8(body).map_err(serde::de::Error::custom)?;
+        Page::decode_salvaging(body, T::salvage)
+    }
+}
+
+impl<'de, R: Deserialize<'de>> Page<R> {
+    /// [`Page::decode`] of records `R` (which may borrow from `body`), with
+    /// `salvage` dropping the undecodable parts of a record.
+    fn decode_salvaging(
+        body: &'de str,
+        salvage: fn(&mut Value, &mut Vec<&'static str>),
+    ) -> Result<Page<R>, serde_json::Error> {
+        let whole = match serde_json::from_str::<Page<R>>(body) {
             Ok(p) => return Ok(p),
             Err(e) => e,
         };
-        let raw = serde_json::from_slice::<RawPage>(body).map_err(|_| whole)?;
+        let raw = serde_json::from_str::<RawPage>(body).map_err(|_| whole)?;
         let mut invalid = Vec::new();
         let mut data = Vec::with_capacity(raw.data.len());
         for mut v in raw.data {
-            T::salvage(&mut v, &mut invalid);
-            match T::deserialize(&v) {
+            salvage(&mut v, &mut invalid);
+            let why = reason(&v);
+            match R::deserialize(v) {
                 Ok(r) => data.push(r),
-                Err(_) => invalid.push(reason(&v)),
+                Err(_) => invalid.push(why),
             }
         }
         Ok(Page {
@@ -92,11 +174,29 @@ impl<T: Record> Body for Page<T> {
     }
 }
 
-impl Record for Activity {}
-impl Record for PhoneNumber {}
-impl Record for Template {}
+impl Record for Activity {
+    owned_record!(Activity);
+}
+impl Record for PhoneNumber {
+    owned_record!(PhoneNumber);
+}
+impl Record for Template {
+    owned_record!(Template);
+}
 
 impl Record for MessageHistory {
+    type With<S: Text> = MessageHistory<S>;
+
+    fn decode_borrowed(
+        body: &str,
+    ) -> Result<Page<MessageHistory<Cow<'_, str>>>, serde_json::Error> {
+        Page::decode_salvaging(body, MessageHistory::salvage)
+    }
+
+    fn as_with(page: &Page<MessageHistory>) -> &Page<MessageHistory> {
+        page
+    }
+
     /// Events that do not decode are left out of their message; `events`
     /// that is not an object (or whose `data` is not an array) leaves the
     /// whole record to be skipped.
@@ -108,7 +208,7 @@ impl Record for MessageHistory {
             return;
         };
         list.retain(|e| {
-            let ok = StatusEvent::deserialize(e).is_ok();
+            let ok = StatusEvent::<String>::deserialize(e).is_ok();
             if !ok {
                 invalid.push(reason(e));
             }
@@ -159,49 +259,52 @@ pub struct Activity {
     pub actor_business_id: Option<String>,
 }
 
-/// A record of `GET /{Phone-Number-ID}/message_history`.
+/// A record of `GET /{Phone-Number-ID}/message_history`, its strings `S`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct MessageHistory {
+#[serde(bound(deserialize = "S: TextFrom<'de>"))]
+pub struct MessageHistory<S = String> {
     /// History entry id.
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub id: Option<String>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    pub id: Option<S>,
     /// The WAMID.
-    #[serde(default)]
-    pub message_id: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub message_id: Option<S>,
     /// Delivery-status events of the message.
     #[serde(default)]
-    pub events: Option<EventList>,
+    pub events: Option<EventList<S>>,
 }
 
 /// The nested `events` edge.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct EventList {
+#[serde(bound(deserialize = "S: TextFrom<'de>"))]
+pub struct EventList<S = String> {
     /// The events.
     #[serde(default)]
-    pub data: Vec<StatusEvent>,
+    pub data: Vec<StatusEvent<S>>,
 }
 
 /// One delivery-status event.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Hash)]
-pub struct StatusEvent {
+#[serde(bound(deserialize = "S: TextFrom<'de>"))]
+pub struct StatusEvent<S = String> {
     /// Event id (the reference's `fields` list omits it; may be absent).
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub id: Option<String>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    pub id: Option<S>,
     /// `SENT`, `DELIVERED`, `READ`, `FAILED`, ...
-    #[serde(default)]
-    pub delivery_status: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub delivery_status: Option<S>,
     /// Unix seconds.
     #[serde(default, deserialize_with = "lenient_i64")]
     pub timestamp: Option<i64>,
     /// State of Meta's webhook delivery to the business.
-    #[serde(default)]
-    pub webhook_update_state: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub webhook_update_state: Option<S>,
     /// The app whose webhook got the update.
     #[serde(default)]
-    pub application: Option<Application>,
+    pub application: Option<Application<S>>,
     /// Why delivery failed.
-    #[serde(default)]
-    pub error_description: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub error_description: Option<S>,
 }
 
 /// One entry of `GET /{WABA-ID}/phone_numbers`.
@@ -373,10 +476,11 @@ impl Body for HealthNode {
 
 /// `application` object of an event.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Hash)]
-pub struct Application {
+#[serde(bound(deserialize = "S: TextFrom<'de>"))]
+pub struct Application<S = String> {
     /// App id.
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub id: Option<String>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    pub id: Option<S>,
 }
 
 /// A GraphAPIError body: `{"error": {...}}`.
@@ -402,36 +506,123 @@ pub struct ErrorObject {
     pub is_transient: Option<bool>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StrOrNum {
-    Str(String),
-    Int(i64),
-    UInt(u64),
+/// What a lenient field accepts: a string, and for [`Lenient::Integers`]
+/// an integer too; `null` is absent. One visitor, so a number is read as a
+/// number without first failing as a string.
+#[derive(Clone, Copy)]
+enum Lenient {
+    /// A string only.
+    Strings,
+    /// A string or an integer, the integer as its digits.
+    Integers,
+}
+
+struct TextVisitor<S>(Lenient, std::marker::PhantomData<S>);
+
+impl<'de, S: TextFrom<'de>> Visitor<'de> for TextVisitor<S> {
+    type Value = Option<S>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.0 {
+            Lenient::Strings => f.write_str("a string"),
+            Lenient::Integers => f.write_str("a string or an integer"),
+        }
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(S::borrowed(v)))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(S::owned(v.to_string())))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(S::owned(v)))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        match self.0 {
+            Lenient::Integers => Ok(Some(S::owned(v.to_string()))),
+            Lenient::Strings => Err(E::invalid_type(serde::de::Unexpected::Signed(v), &self)),
+        }
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        match self.0 {
+            Lenient::Integers => Ok(Some(S::owned(v.to_string()))),
+            Lenient::Strings => Err(E::invalid_type(serde::de::Unexpected::Unsigned(v), &self)),
+        }
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// A string field.
+fn text<'de, D: Deserializer<'de>, S: TextFrom<'de>>(d: D) -> Result<Option<S>, D::Error> {
+    d.deserialize_any(TextVisitor(Lenient::Strings, std::marker::PhantomData))
+}
+
+/// An id field: a string or an integer.
+fn lenient_text<'de, D: Deserializer<'de>, S: TextFrom<'de>>(d: D) -> Result<Option<S>, D::Error> {
+    d.deserialize_any(TextVisitor(Lenient::Integers, std::marker::PhantomData))
 }
 
 fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<StrOrNum>::deserialize(d)?.map(|v| match v {
-        StrOrNum::Str(s) => s,
-        StrOrNum::Int(n) => n.to_string(),
-        StrOrNum::UInt(n) => n.to_string(),
-    }))
+    lenient_text(d)
+}
+
+struct TimeVisitor;
+
+impl<'de> Visitor<'de> for TimeVisitor {
+    type Value = Option<i64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("unix seconds, as an integer or a string of one")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        i64::try_from(v)
+            .map(Some)
+            .map_err(|_| E::custom("timestamp out of range"))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        v.trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| E::custom("timestamp is not an integer"))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
 }
 
 fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    use serde::de::Error;
-    match Option::<StrOrNum>::deserialize(d)? {
-        None => Ok(None),
-        Some(StrOrNum::Int(n)) => Ok(Some(n)),
-        Some(StrOrNum::UInt(n)) => i64::try_from(n)
-            .map(Some)
-            .map_err(|_| D::Error::custom("timestamp out of range")),
-        Some(StrOrNum::Str(s)) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| D::Error::custom("timestamp is not an integer")),
-    }
+    d.deserialize_any(TimeVisitor)
 }
 
 #[cfg(test)]
@@ -522,6 +713,78 @@ mod tests {
         assert_eq!((t.id.as_deref(), t.score()), (Some("5"), Some("RED")));
         let t: Template = serde_json::from_str(r#"{"id": "6"}"#).unwrap();
         assert_eq!(t.score(), None);
+    }
+
+    /// A borrowed page as the same page of `String`s.
+    fn owned(p: &Page<MessageHistory<Cow<'_, str>>>) -> Page<MessageHistory> {
+        let s = |v: &Option<Cow<'_, str>>| v.as_deref().map(String::from);
+        Page {
+            data: p
+                .data
+                .iter()
+                .map(|m| MessageHistory {
+                    id: s(&m.id),
+                    message_id: s(&m.message_id),
+                    events: m.events.as_ref().map(|l| EventList {
+                        data: l
+                            .data
+                            .iter()
+                            .map(|e| StatusEvent {
+                                id: s(&e.id),
+                                delivery_status: s(&e.delivery_status),
+                                timestamp: e.timestamp,
+                                webhook_update_state: s(&e.webhook_update_state),
+                                application: e
+                                    .application
+                                    .as_ref()
+                                    .map(|a| Application { id: s(&a.id) }),
+                                error_description: s(&e.error_description),
+                            })
+                            .collect(),
+                    }),
+                })
+                .collect(),
+            paging: p.paging.clone(),
+            invalid: p.invalid.clone(),
+        }
+    }
+
+    /// The borrowed decode reads every body as the owned one does: escaped
+    /// strings, numbers as ids and times, nulls, bad records salvaged, and
+    /// it borrows the strings that need no unescaping.
+    #[test]
+    fn borrowed_decode_agrees_with_owned() {
+        let bodies: [&str; 6] = [
+            MH_FIXTURE,
+            r#"{"data": [{"id": 7, "message_id": "w\u00e9\"x", "events": {"data": [
+                {"id": 18446744073709551615, "delivery_status": "SENT", "timestamp": "1700000000",
+                 "webhook_update_state": null, "application": {"id": -3},
+                 "error_description": "line\nbreak", "extra": [1, {"a": "b"}]}]}}]}"#,
+            r#"{"data": [{"id": "m1", "events": {"data": [
+                {"id": "e1", "timestamp": 1.5}, {"id": "e2", "timestamp": 1700000001},
+                {"id": "e3", "delivery_status": 5, "timestamp": 1}, {"id": true}]}},
+                {"id": [1]}, {"id": "m2", "events": {"data": "no"}}]}"#,
+            r#"{"data": [{"events": {"data": [{"timestamp": 9223372036854775808}]}}],
+                "paging": {"cursors": {"after": "QQ=="}, "next": "https://x"}}"#,
+            r#"{"data": []}"#,
+            r#"{"data": [{"id": "m1", "events": null}]}"#,
+        ];
+        for body in bodies {
+            let want = Page::<MessageHistory>::decode(body.as_bytes()).unwrap();
+            let got = MessageHistory::decode_borrowed(body).unwrap();
+            assert_eq!(owned(&got), want, "{body}");
+        }
+        let p = MessageHistory::decode_borrowed(MH_FIXTURE).unwrap();
+        let e = &p.data[0].events.as_ref().unwrap().data[0];
+        assert!(matches!(e.delivery_status, Some(Cow::Borrowed("SENT"))));
+        let p = MessageHistory::decode_borrowed(bodies[1]).unwrap();
+        let e = &p.data[0].events.as_ref().unwrap().data[0];
+        assert_eq!(e.error_description.as_deref(), Some("line\nbreak"));
+        assert!(matches!(e.error_description, Some(Cow::Owned(_))));
+        assert_eq!(e.id.as_deref(), Some("18446744073709551615"));
+        for bad in ["{\"data\": {}}", "<html>", "{\"data\": [1]"] {
+            assert!(MessageHistory::decode_borrowed(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -10,7 +10,17 @@ use std::collections::HashSet;
 use std::future::Future;
 
 use crate::error::GraphError;
-use crate::graph::model::{Page, Paging};
+use crate::graph::model::{Page, Paging, Record, Text};
+
+/// What takes in a page of records `T` as fetched: with strings `String`
+/// (a page built in memory) or borrowed from the response body.
+pub trait PageVisitor<T: Record> {
+    /// What it makes of a page.
+    type Out: Send;
+
+    /// Takes in `page`.
+    fn visit<S: Text>(&mut self, page: &Page<T::With<S>>) -> Self::Out;
+}
 
 /// Where a walk's pages come from: the Graph API (an
 /// `EdgeRequest` of the client), or a test's world.
@@ -20,6 +30,27 @@ pub trait PageSource<T> {
         &mut self,
         after: Option<&str>,
     ) -> impl Future<Output = Result<Page<T>, GraphError>> + Send;
+
+    /// Fetches the page after `after` and hands it to `visitor`: returns
+    /// what the visitor made of it and the page's [`Paging`]. The Graph API
+    /// client hands over the page decoded with its strings borrowed from
+    /// the response body, which is dropped after; this default, the
+    /// [`PageSource::fetch`]ed page.
+    fn fetch_into<V: PageVisitor<T> + Send>(
+        &mut self,
+        after: Option<&str>,
+        visitor: &mut V,
+    ) -> impl Future<Output = Result<(V::Out, Option<Paging>), GraphError>> + Send
+    where
+        T: Record,
+        Self: Send,
+    {
+        async move {
+            let page = self.fetch(after).await?;
+            let out = visitor.visit::<String>(T::as_with(&page));
+            Ok((out, page.paging))
+        }
+    }
 
     /// The walk failed for `error` without a request failing (a cursor
     /// loop), so the source can count it.
@@ -85,9 +116,43 @@ impl<S> Pager<S> {
     where
         S: PageSource<T>,
     {
-        let after = match &self.next {
-            Next::Done(_) | Next::Full(_) => return Ok(None),
-            Next::First => None,
+        let Some(after) = self.next_after::<T>()? else {
+            return Ok(None);
+        };
+        let page = self.source.fetch(after.as_deref()).await?;
+        self.fetched(page.paging.as_ref());
+        Ok(Some(page))
+    }
+
+    /// [`Pager::next_page`] handed to `visitor` (see
+    /// [`PageSource::fetch_into`]): what it made of the next page, or `None`.
+    pub async fn next_page_into<T, V>(
+        &mut self,
+        visitor: &mut V,
+    ) -> Result<Option<V::Out>, GraphError>
+    where
+        T: Record,
+        S: PageSource<T> + Send,
+        V: PageVisitor<T> + Send,
+    {
+        let Some(after) = self.next_after::<T>()? else {
+            return Ok(None);
+        };
+        let (out, paging) = self.source.fetch_into(after.as_deref(), visitor).await?;
+        self.fetched(paging.as_ref());
+        Ok(Some(out))
+    }
+
+    /// The cursor of the next fetch (`Some(None)`: the newest page), or
+    /// `None` when the walk is over.
+    #[allow(clippy::option_option)]
+    fn next_after<T>(&mut self) -> Result<Option<Option<String>>, GraphError>
+    where
+        S: PageSource<T>,
+    {
+        Ok(match &self.next {
+            Next::Done(_) | Next::Full(_) => None,
+            Next::First => Some(None),
             Next::After(cursor) => {
                 if self.pages >= self.max_pages {
                     self.next = Next::Full(cursor.clone());
@@ -99,16 +164,18 @@ impl<S> Pager<S> {
                     self.next = Next::Done(End::Stopped);
                     return Err(e);
                 }
-                Some(cursor.clone())
+                Some(Some(cursor.clone()))
             }
-        };
-        let page = self.source.fetch(after.as_deref()).await?;
+        })
+    }
+
+    /// A page with `paging` was fetched.
+    fn fetched(&mut self, paging: Option<&Paging>) {
         self.pages += 1;
-        self.next = match next_cursor(page.paging.as_ref()) {
+        self.next = match next_cursor(paging) {
             Some(c) => Next::After(c.to_string()),
             None => Next::Done(End::Exhausted),
         };
-        Ok(Some(page))
     }
 
     /// Goes on from `cursor` (of an earlier page or walk) for at most `more`
