@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use futures_util::StreamExt;
 use tracing::Instrument;
 
 use crate::collector::collect;
 use crate::collector::discovery::Discovery;
+use crate::collector::fan_out::fan_out;
 use crate::collector::generation::{Generation, Member, Parts};
 use crate::collector::health::HealthChecks;
 use crate::collector::settings::CollectSettings;
@@ -201,13 +201,19 @@ impl Fleet {
         })
     }
 
-    async fn collect_members(&self, g: &Generation, members: &[Member], deadline: Option<Instant>) {
-        let metrics = &self.metrics;
-        futures_util::stream::iter(members.iter().cloned())
-            .map(|m| async move { collect::collect(g, &m, metrics, deadline).await })
-            .buffer_unordered(g.settings.concurrency)
-            .for_each(|()| async {})
-            .await;
+    /// Collects `members`, at most `collect.concurrency` at a time, each
+    /// target a task of its own.
+    async fn collect_members(
+        self: &Arc<Self>,
+        g: &Arc<Generation>,
+        members: &[Member],
+        deadline: Option<Instant>,
+    ) {
+        fan_out(members.iter().cloned(), g.settings.concurrency, |m| {
+            let (fleet, g) = (self.clone(), g.clone());
+            async move { collect::collect(&g, &m, &fleet.metrics, deadline).await }
+        })
+        .await;
     }
 
     /// Lists phone numbers if `discovery.interval` has passed; when the

@@ -8,12 +8,13 @@
 //! last values shown and is tried again after `collect.min_interval`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
+use crate::collector::fan_out::fan_out;
 use crate::collector::generation::Generation;
 use crate::config::{CollectorKind, TargetSpec};
 use crate::error::GraphError;
@@ -94,7 +95,7 @@ impl HealthChecks {
     /// Runs the checks of `g`'s targets that are due; forgets the checks
     /// (and series) of targets `g` no longer has. One round at a time: a
     /// scrape that finds a round running leaves it to it.
-    pub async fn refresh(&self, g: &Generation, metrics: &Metrics, deadline: Option<Instant>) {
+    pub async fn refresh(&self, g: &Arc<Generation>, metrics: &Metrics, deadline: Option<Instant>) {
         let Ok(mut st) = self.state.try_lock() else {
             return;
         };
@@ -128,19 +129,19 @@ impl HealthChecks {
             .cloned()
             .collect();
         if !due.is_empty() {
-            let done: Vec<(Check, Outcome)> = futures_util::stream::iter(due)
-                .map(|c| async move {
+            let done: Vec<(Check, Outcome)> = fan_out(due, g.settings.concurrency, |c| {
+                let (g, metrics) = (g.clone(), metrics.clone());
+                async move {
                     let span = tracing::info_span!(
                         "health_check",
                         collector = c.labels.collector,
                         target = %c.spec.id
                     );
-                    let outcome = run(&c, g, metrics, deadline).instrument(span).await;
+                    let outcome = run(&c, &g, &metrics, deadline).instrument(span).await;
                     (c, outcome)
-                })
-                .buffer_unordered(g.settings.concurrency)
-                .collect()
-                .await;
+                }
+            })
+            .await;
             let at = Instant::now();
             // A configured wait of centuries is a century: `Instant` cannot hold more.
             let after = |d: Duration| at.checked_add(d.min(CENTURY)).unwrap_or(at);

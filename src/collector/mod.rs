@@ -10,12 +10,14 @@
 //! synchronous steps of its state ([`target`]); message_history's pages are
 //! read by a head and a rolling [`sweep`] of its window. Account [`health`]
 //! (numbers' health status, accounts' templates) is read on its own slower
-//! schedule after the collections of a whole scrape.
+//! schedule after the collections of a whole scrape. Targets and checks are
+//! collected [`fan_out`]: a task each, a bounded number at a time.
 
 pub mod activities;
 pub mod collect;
 pub mod discovery;
 pub mod driver;
+pub mod fan_out;
 pub mod fleet;
 pub mod generation;
 pub mod health;

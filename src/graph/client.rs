@@ -273,13 +273,13 @@ impl GraphClient {
             header("x-business-use-case-usage").as_deref(),
         );
         self.metrics.request(req.edge.label(), status);
-        if resp
-            .content_length()
-            .is_some_and(|n| n > self.max_bytes as u64)
-        {
+        let announced = resp.content_length();
+        if announced.is_some_and(|n| n > self.max_bytes as u64) {
             return Err(GraphError::TooLarge(self.max_bytes));
         }
-        let mut body = Vec::new();
+        // Sized once from the announced length, not grown and copied chunk
+        // by chunk; a length announced but not sent reserves at most 1 MiB.
+        let mut body = Vec::with_capacity(announced.map_or(0, |n| n as usize).min(PRESIZE_MAX));
         while let Some(chunk) = resp
             .chunk()
             .await
@@ -294,6 +294,9 @@ impl GraphClient {
         Ok((status, body))
     }
 }
+
+/// The most a response's announced length reserves up front.
+const PRESIZE_MAX: usize = 1 << 20;
 
 /// Pause before retry number `attempt + 1`: exponential, capped, with jitter.
 fn retry_pause(attempt: u32) -> Duration {
