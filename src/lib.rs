@@ -14,7 +14,9 @@
 //! - [`fnv`]: the stable hash that keys remembered events and assigns shards.
 //! - [`error`]: `GraphError`: its `error_code` label, rate-limit scope, retryability, hint.
 //! - [`graph`]: the Graph edges and node reads (`edge`), the one HTTP client with retries
-//!   for pages and nodes (`client`), response types, a bad record or entity skipped alone (`model`), the pull pager (`paging`), usage headers (`usage`), the API
+//!   for pages and nodes (`client`), response types, read with their strings borrowed from the body (sonic-rs, serde_json
+//!   for what it refuses), a bad record or entity skipped alone (`model`), the pull pager
+//!   handing each page to a visitor before its body is dropped (`paging`), usage headers (`usage`), the API
 //!   budget: throttling, hourly cap (`budget`).
 //! - [`collector`]: the fleet of targets, one generation at a time (`fleet`, `generation`);
 //!   one target's collection (`collect`) through one driver (`driver`: one walk to seen data,
@@ -24,7 +26,8 @@
 //!   event and message (`seen`), the state store (`store`: redb, one writer, what each collection
 //!   changed) and the JSON file of earlier releases it imports (`state_file`), phone number
 //!   listing (`discovery`), account health on its own schedule (`health`: each number's
-//!   health status, each account's templates), `collect:` settings (`settings`).
+//!   health status, each account's templates), `collect:` settings (`settings`), many
+//!   targets at once, a task each (`fan_out`).
 //! - [`metrics`]: the metric groups (`api`, `collection`, `events`, `phones`, `health`:
 //!   entities' sending state and templates, `process`, `http`: the server's connections and refusals),
 //!   their label sets, values and caps (`labels`), families that list their series (`tracked`),
