@@ -517,6 +517,24 @@ enum Lenient {
     Integers,
 }
 
+/// The methods of a lenient field's visitor that read `null` (and an
+/// absent `Option`) as `None`, and a present value as itself.
+macro_rules! null_is_none {
+    () => {
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    };
+}
+
 struct TextVisitor<S>(Lenient, std::marker::PhantomData<S>);
 
 impl<'de, S: TextFrom<'de>> Visitor<'de> for TextVisitor<S> {
@@ -555,17 +573,7 @@ impl<'de, S: TextFrom<'de>> Visitor<'de> for TextVisitor<S> {
         }
     }
 
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
+    null_is_none!();
 }
 
 /// A string field.
@@ -608,17 +616,7 @@ impl<'de> Visitor<'de> for TimeVisitor {
             .map_err(|_| E::custom("timestamp is not an integer"))
     }
 
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
+    null_is_none!();
 }
 
 fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
