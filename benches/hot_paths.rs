@@ -8,16 +8,16 @@
 //!
 //! `cargo bench --bench hot_paths`; figures in BENCHMARKS.md.
 
-use std::borrow::Cow;
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 
-use whatsapp_exporter::collector::TargetState;
 use whatsapp_exporter::collector::message_history::scan_page;
-use whatsapp_exporter::graph::client::decode_response;
-use whatsapp_exporter::graph::model::{MessageHistory, Page, Record};
+use whatsapp_exporter::collector::{TargetState, Walk};
+use whatsapp_exporter::graph::client::{decode_response, decode_response_into};
+use whatsapp_exporter::graph::model::{MessageHistory, Page, Text};
+use whatsapp_exporter::graph::paging::PageVisitor;
 use whatsapp_exporter::metrics::encode::Format;
 use whatsapp_exporter::metrics::labels::{MESSAGE_HISTORY, StatusLabels, WebhookLabels};
 use whatsapp_exporter::metrics::{Exposition, Metrics, Scope, TargetLabels};
@@ -60,16 +60,50 @@ fn page_bytes() -> Vec<u8> {
     .unwrap()
 }
 
+/// Counts a page into a target's state, as the driver's visitor does.
+struct Count<'a> {
+    st: &'a mut TargetState,
+    walk: &'a Walk,
+}
+
+impl PageVisitor<MessageHistory> for Count<'_> {
+    type Out = Scanned;
+
+    fn visit<S: Text>(&mut self, page: &Page<MessageHistory<S>>) -> Scanned {
+        let scan = scan_page(page, self.st, self.walk);
+        Scanned {
+            new: scan.new,
+            seen: scan.seen,
+        }
+    }
+}
+
+struct Scanned {
+    new: usize,
+    seen: usize,
+}
+
+/// Only the decode: the page's number of messages.
+struct Messages;
+
+impl PageVisitor<MessageHistory> for Messages {
+    type Out = usize;
+
+    fn visit<S: Text>(&mut self, page: &Page<MessageHistory<S>>) -> usize {
+        page.data.len()
+    }
+}
+
 /// What the client does with a response body: redacts the token, checks
-/// UTF-8, decodes the page borrowing from it, and hands it on.
-fn with_page<R>(
+/// UTF-8, decodes the page borrowing from it, and hands it to `visitor`.
+fn visit<V: PageVisitor<MessageHistory>>(
     bytes: &[u8],
     token: &AccessToken,
-    f: impl FnOnce(&Page<MessageHistory<Cow<'_, str>>>) -> R,
-) -> R {
-    let body = token.redact_bytes(bytes);
-    let page = MessageHistory::decode_borrowed(std::str::from_utf8(&body).unwrap()).unwrap();
-    f(&page)
+    mut visitor: V,
+) -> V::Out {
+    decode_response_into(200, bytes, token, &mut visitor)
+        .unwrap()
+        .0
 }
 
 fn decode_and_count(c: &mut Criterion) {
@@ -98,7 +132,7 @@ fn decode_and_count(c: &mut Criterion) {
         })
     });
     g.bench_function("decode_borrowed", |b| {
-        b.iter(|| with_page(black_box(&bytes), &token, |page| black_box(page.data.len())))
+        b.iter(|| black_box(visit(black_box(&bytes), &token, Messages)))
     });
     // A walk of the window (what the driver hands the scan).
     let walk = TargetState::default().begin(NOW - 86_400, NOW + 86_400);
@@ -106,24 +140,41 @@ fn decode_and_count(c: &mut Criterion) {
         b.iter_batched(
             TargetState::default,
             |mut st| {
-                with_page(black_box(&bytes), &token, |page| {
-                    let scan = scan_page(page, &mut st, &walk);
-                    assert_eq!(scan.new, events);
-                    black_box(scan.new)
-                })
+                let scan = visit(
+                    black_box(&bytes),
+                    &token,
+                    Count {
+                        st: &mut st,
+                        walk: &walk,
+                    },
+                );
+                assert_eq!(scan.new, events);
+                black_box(scan.new)
             },
             BatchSize::SmallInput,
         )
     });
     let mut warm = TargetState::default();
-    with_page(&bytes, &token, |page| scan_page(page, &mut warm, &walk).new);
+    visit(
+        &bytes,
+        &token,
+        Count {
+            st: &mut warm,
+            walk: &walk,
+        },
+    );
     g.bench_function("decode_and_count_all_seen", |b| {
         b.iter(|| {
-            with_page(black_box(&bytes), &token, |page| {
-                let scan = scan_page(page, &mut warm, &walk);
-                assert_eq!(scan.seen, events);
-                black_box(scan.seen)
-            })
+            let scan = visit(
+                black_box(&bytes),
+                &token,
+                Count {
+                    st: &mut warm,
+                    walk: &walk,
+                },
+            );
+            assert_eq!(scan.seen, events);
+            black_box(scan.seen)
         })
     });
     g.finish();

@@ -4,10 +4,25 @@
 
 use libfuzzer_sys::fuzz_target;
 use whatsapp_exporter::collector::seen::SeenEvents;
-use whatsapp_exporter::collector::{TargetState, activities, message_history};
-use whatsapp_exporter::graph::client::decode_response;
-use whatsapp_exporter::graph::model::{Activity, MessageHistory, Record};
+use whatsapp_exporter::collector::{TargetState, Walk, activities, message_history};
+use whatsapp_exporter::graph::client::{decode_response, decode_response_into};
+use whatsapp_exporter::graph::model::{Activity, MessageHistory, Page, Text};
+use whatsapp_exporter::graph::paging::PageVisitor;
 use whatsapp_exporter::secret::AccessToken;
+
+/// Scans a page into a target's state, as the driver does.
+struct Rescan<'a> {
+    st: &'a mut TargetState,
+    walk: &'a Walk,
+}
+
+impl PageVisitor<MessageHistory> for Rescan<'_> {
+    type Out = usize;
+
+    fn visit<S: Text>(&mut self, page: &Page<MessageHistory<S>>) -> usize {
+        message_history::scan_page(page, self.st, self.walk).new
+    }
+}
 
 fuzz_target!(|input: &[u8]| {
     let Some((&status_byte, body)) = input.split_first() else {
@@ -24,16 +39,25 @@ fuzz_target!(|input: &[u8]| {
             let again = message_history::scan_page(&page, &mut st, &walk);
             assert_eq!(again.new, 0);
             // The borrowed decode (what the client scans) reads it alike.
-            let redacted = token.redact_bytes(body);
-            let text = std::str::from_utf8(&redacted).expect("a decoded page is UTF-8");
-            let borrowed = MessageHistory::decode_borrowed(text).expect("decodes as owned did");
-            let seen = message_history::scan_page(&borrowed, &mut st, &walk);
-            assert_eq!(seen.new, 0);
+            let mut rescan = Rescan {
+                st: &mut st,
+                walk: &walk,
+            };
+            let (new, _) =
+                decode_response_into::<MessageHistory, _>(status, body, &token, &mut rescan)
+                    .expect("decodes as owned did");
+            assert_eq!(new, 0);
         }
         Err(e) => assert!(!e.to_string().contains("FUZZ-TOKEN-123")),
     }
     if let Ok(page) = decode_response::<Activity>(status, body, &token) {
         let mut seen = SeenEvents::default();
-        let _ = activities::scan_page(&page, &mut seen, &mut Default::default(), true, (0, i64::MAX));
+        let _ = activities::scan_page(
+            &page,
+            &mut seen,
+            &mut Default::default(),
+            true,
+            (0, i64::MAX),
+        );
     }
 });

@@ -74,12 +74,7 @@ impl<T: Record + Send> PageSource<T> for EdgeRequest<'_> {
         after: Option<&str>,
         visitor: &mut V,
     ) -> Result<(V::Out, Option<Paging>), GraphError> {
-        let mut decode = |body: &[u8]| {
-            let body = std::str::from_utf8(body).map_err(serde::de::Error::custom)?;
-            let page = T::decode_borrowed(body)?;
-            let out = visitor.visit::<Cow<'_, str>>(&page);
-            Ok((out, page.paging))
-        };
+        let mut decode = |body: &[u8]| visit_borrowed(body, visitor);
         self.client.get_with(self, after, &mut decode).await
     }
 
@@ -339,6 +334,31 @@ pub fn decode_body<B: Body>(
     token: &AccessToken,
 ) -> Result<B, GraphError> {
     decode_with(status, body, token, &mut |b: &[u8]| B::decode(b))
+}
+
+/// [`decode_response`] as the client reads pages: the page decoded with its
+/// strings borrowed from the (redacted) body and handed to `visitor`;
+/// returns what the visitor made of it and the page's paging.
+pub fn decode_response_into<T: Record, V: PageVisitor<T>>(
+    status: u16,
+    body: &[u8],
+    token: &AccessToken,
+    visitor: &mut V,
+) -> Result<(V::Out, Option<Paging>), GraphError> {
+    decode_with(status, body, token, &mut |b: &[u8]| {
+        visit_borrowed(b, visitor)
+    })
+}
+
+/// A successful body read as a page borrowing from it, handed to `visitor`.
+fn visit_borrowed<T: Record, V: PageVisitor<T>>(
+    body: &[u8],
+    visitor: &mut V,
+) -> Result<(V::Out, Option<Paging>), serde_json::Error> {
+    let body = std::str::from_utf8(body).map_err(serde::de::Error::custom)?;
+    let page = T::decode_borrowed(body)?;
+    let out = visitor.visit::<Cow<'_, str>>(&page);
+    Ok((out, page.paging))
 }
 
 /// [`decode_body`] with `decode` making what a successful response holds.
