@@ -8,6 +8,7 @@
 //!
 //! `cargo bench --bench hot_paths`; figures in BENCHMARKS.md.
 
+use std::borrow::Cow;
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -129,6 +130,16 @@ fn decode_and_count(c: &mut Criterion) {
     g.bench_function("decode_owned (decode_response)", |b| {
         b.iter(|| {
             black_box(decode_response::<MessageHistory>(200, black_box(&bytes), &token).unwrap())
+        })
+    });
+    // The borrowed decode through serde_json's derived visitors, which the
+    // client used before the direct reader (`graph::history_json`).
+    g.bench_function("serde_json borrowed (before the direct reader)", |b| {
+        b.iter(|| {
+            let body = std::str::from_utf8(black_box(&bytes)).unwrap();
+            black_box(serde_json::from_str::<Page<MessageHistory<Cow<'_, str>>>>(body).unwrap())
+                .data
+                .len()
         })
     });
     g.bench_function("decode_borrowed", |b| {

@@ -190,6 +190,10 @@ impl Record for MessageHistory {
     fn decode_borrowed(
         body: &str,
     ) -> Result<Page<MessageHistory<Cow<'_, str>>>, serde_json::Error> {
+        // The direct reader when it is sure; serde_json decides the rest.
+        if let Some(page) = crate::graph::history_json::read(body) {
+            return Ok(page);
+        }
         Page::decode_salvaging(body, MessageHistory::salvage)
     }
 
