@@ -14,7 +14,8 @@
 //! - [`fnv`]: the stable hash that keys remembered events and assigns shards.
 //! - [`error`]: `GraphError`: its `error_code` label, rate-limit scope, retryability, hint.
 //! - [`graph`]: the Graph edges and node reads (`edge`), the one HTTP client with retries
-//!   for pages and nodes (`client`), response types, read with their strings borrowed from the body, a bad record or entity skipped alone (`model`), the pull pager
+//!   for pages and nodes (`client`), response types, read with their strings borrowed from the body, a bad record or entity skipped alone (`model`), the direct reader of
+//!   message_history pages, `serde_json` deciding whatever it is unsure of (`history_json`), the pull pager
 //!   handing each page to a visitor before its body is dropped (`paging`), usage headers (`usage`), the API
 //!   budget: throttling, hourly cap (`budget`).
 //! - [`collector`]: the fleet of targets, one generation at a time (`fleet`, `generation`);

@@ -32,17 +32,17 @@ pub fn read(body: &str) -> Option<Page<MessageHistory<Cow<'_, str>>>> {
     (r.i == r.b.len()).then_some(page)
 }
 
-/// Whether any of the eight bytes of `word` ends a string (`"`), starts an
-/// escape (`\\`) or may not be in one (a control character): the
-/// has-zero-byte and has-less-than tests, one word at a time.
-fn any_special(word: u64) -> bool {
+/// The bytes of `word` (little-endian) that end a string (`"`), start an
+/// escape (`\\`) or may not be in one (a control character), flagged by
+/// their high bit: the has-zero-byte and has-less-than tests, a word at a time.
+fn specials(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
     let quote = zero_in(word ^ (ONES * u64::from(b'"')));
     let backslash = zero_in(word ^ (ONES * u64::from(b'\\')));
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    quote | backslash | control != 0
+    quote | backslash | control
 }
 
 /// Deepest nesting a skipped value may have (`serde_json` allows 128 in all).
@@ -153,7 +153,11 @@ impl<'a> Reader<'a> {
         // Eight bytes at a time while none ends the string or needs a look.
         while let Some(chunk) = self.b.get(j..j + 8) {
             let word = u64::from_le_bytes(chunk.try_into().ok()?);
-            if any_special(word) {
+            let special = specials(word);
+            if special != 0 {
+                // The lowest flag is the first such byte (a false flag can
+                // only follow a true one).
+                j += (special.trailing_zeros() / 8) as usize;
                 break;
             }
             j += 8;
@@ -315,8 +319,9 @@ impl<'a> Reader<'a> {
                 fields.first(1)?;
                 let mut messages = Vec::with_capacity(100);
                 r.array(|r| {
-                    messages.push(r.message()?);
-                    Some(())
+                    // Built where it is kept: a record is not moved after.
+                    messages.push(MessageHistory::default());
+                    r.message(messages.last_mut()?)
                 })?;
                 data = Some(messages);
                 Some(())
@@ -339,8 +344,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn message(&mut self) -> Option<MessageHistory<Cow<'a, str>>> {
-        let mut m = MessageHistory::default();
+    fn message(&mut self, m: &mut MessageHistory<Cow<'a, str>>) -> Option<()> {
         let mut fields = Fields::default();
         self.object(|r, key| match key {
             "id" => {
@@ -359,8 +363,7 @@ impl<'a> Reader<'a> {
                 Some(())
             }
             _ => r.skip(1),
-        })?;
-        Some(m)
+        })
     }
 
     fn events(&mut self) -> Option<Option<EventList<Cow<'a, str>>>> {
@@ -373,8 +376,8 @@ impl<'a> Reader<'a> {
             "data" => {
                 fields.first(1)?;
                 r.array(|r| {
-                    list.data.push(r.event()?);
-                    Some(())
+                    list.data.push(StatusEvent::default());
+                    r.event(list.data.last_mut()?)
                 })
             }
             _ => r.skip(1),
@@ -382,8 +385,7 @@ impl<'a> Reader<'a> {
         Some(Some(list))
     }
 
-    fn event(&mut self) -> Option<StatusEvent<Cow<'a, str>>> {
-        let mut e = StatusEvent::default();
+    fn event(&mut self, e: &mut StatusEvent<Cow<'a, str>>) -> Option<()> {
         let mut fields = Fields::default();
         self.object(|r, key| match key {
             "id" => {
@@ -417,8 +419,7 @@ impl<'a> Reader<'a> {
                 Some(())
             }
             _ => r.skip(1),
-        })?;
-        Some(e)
+        })
     }
 
     fn application(&mut self) -> Option<Option<Application<Cow<'a, str>>>> {
