@@ -69,6 +69,23 @@ impl Fields {
     }
 }
 
+/// Reads an object's members into the fields of `$out`: each known key at
+/// most once (its bit in a [`Fields`]), its value by the reader method
+/// named; unknown keys skipped.
+macro_rules! members {
+    ($r:expr, $out:ident: $($key:literal / $bit:literal => $field:ident: $read:ident),+ $(,)?) => {{
+        let mut fields = Fields::default();
+        $r.object(|r, key| match key {
+            $($key => {
+                fields.first($bit)?;
+                $out.$field = r.$read()?;
+                Some(())
+            })+
+            _ => r.skip(1),
+        })
+    }};
+}
+
 impl<'a> Reader<'a> {
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
@@ -97,38 +114,35 @@ impl<'a> Reader<'a> {
 
     /// The members of an object: `member` reads each value after its key.
     fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
-        self.eat(b'{')?;
-        if self.peek()? == b'}' {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
-            let key = self.key()?;
-            self.eat(b':')?;
-            member(self, key)?;
-            match self.peek()? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
+        self.list(b'{', b'}', |r| {
+            let key = r.key()?;
+            r.eat(b':')?;
+            member(r, key)
+        })
     }
 
     /// The elements of an array: `element` reads each.
-    fn array(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        self.eat(b'[')?;
-        if self.peek()? == b']' {
+    fn array(&mut self, element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.list(b'[', b']', element)
+    }
+
+    /// Items between `open` and `close`, separated by commas (none after the last).
+    fn list(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(open)?;
+        if self.peek()? == close {
             self.i += 1;
             return Some(());
         }
         loop {
-            element(self)?;
+            item(self)?;
             match self.peek()? {
                 b',' => self.i += 1,
-                b']' => {
+                c if c == close => {
                     self.i += 1;
                     return Some(());
                 }
@@ -189,10 +203,15 @@ impl<'a> Reader<'a> {
 
     /// A string or `null`.
     fn text(&mut self) -> Option<Option<Cow<'a, str>>> {
+        self.or_null(Self::string)
+    }
+
+    /// `null` as `None`, else what `read` reads.
+    fn or_null<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         if self.null() {
             return Some(None);
         }
-        self.string().map(Some)
+        read(self).map(Some)
     }
 
     /// A string, an integer (as its digits, which are what `serde_json`
@@ -345,98 +364,44 @@ impl<'a> Reader<'a> {
     }
 
     fn message(&mut self, m: &mut MessageHistory<Cow<'a, str>>) -> Option<()> {
-        let mut fields = Fields::default();
-        self.object(|r, key| match key {
-            "id" => {
-                fields.first(1)?;
-                m.id = r.lenient_text()?;
-                Some(())
-            }
-            "message_id" => {
-                fields.first(2)?;
-                m.message_id = r.text()?;
-                Some(())
-            }
-            "events" => {
-                fields.first(4)?;
-                m.events = r.events()?;
-                Some(())
-            }
-            _ => r.skip(1),
-        })
+        members!(self, m: "id" / 1 => id: lenient_text,
+            "message_id" / 2 => message_id: text,
+            "events" / 4 => events: events)
     }
 
     fn events(&mut self) -> Option<Option<EventList<Cow<'a, str>>>> {
-        if self.null() {
-            return Some(None);
-        }
-        let mut list = EventList::default();
-        let mut fields = Fields::default();
-        self.object(|r, key| match key {
-            "data" => {
-                fields.first(1)?;
-                r.array(|r| {
-                    list.data.push(StatusEvent::default());
-                    r.event(list.data.last_mut()?)
-                })
-            }
-            _ => r.skip(1),
-        })?;
-        Some(Some(list))
-    }
-
-    fn event(&mut self, e: &mut StatusEvent<Cow<'a, str>>) -> Option<()> {
-        let mut fields = Fields::default();
-        self.object(|r, key| match key {
-            "id" => {
-                fields.first(1)?;
-                e.id = r.lenient_text()?;
-                Some(())
-            }
-            "delivery_status" => {
-                fields.first(2)?;
-                e.delivery_status = r.text()?;
-                Some(())
-            }
-            "timestamp" => {
-                fields.first(4)?;
-                e.timestamp = r.time()?;
-                Some(())
-            }
-            "webhook_update_state" => {
-                fields.first(8)?;
-                e.webhook_update_state = r.text()?;
-                Some(())
-            }
-            "application" => {
-                fields.first(16)?;
-                e.application = r.application()?;
-                Some(())
-            }
-            "error_description" => {
-                fields.first(32)?;
-                e.error_description = r.text()?;
-                Some(())
-            }
-            _ => r.skip(1),
+        self.or_null(|r| {
+            let mut list = EventList::default();
+            let mut fields = Fields::default();
+            r.object(|r, key| match key {
+                "data" => {
+                    fields.first(1)?;
+                    r.array(|r| {
+                        list.data.push(StatusEvent::default());
+                        r.event(list.data.last_mut()?)
+                    })
+                }
+                _ => r.skip(1),
+            })?;
+            Some(list)
         })
     }
 
+    fn event(&mut self, e: &mut StatusEvent<Cow<'a, str>>) -> Option<()> {
+        members!(self, e: "id" / 1 => id: lenient_text,
+            "delivery_status" / 2 => delivery_status: text,
+            "timestamp" / 4 => timestamp: time,
+            "webhook_update_state" / 8 => webhook_update_state: text,
+            "application" / 16 => application: application,
+            "error_description" / 32 => error_description: text)
+    }
+
     fn application(&mut self) -> Option<Option<Application<Cow<'a, str>>>> {
-        if self.null() {
-            return Some(None);
-        }
-        let mut app = Application::default();
-        let mut fields = Fields::default();
-        self.object(|r, key| match key {
-            "id" => {
-                fields.first(1)?;
-                app.id = r.lenient_text()?;
-                Some(())
-            }
-            _ => r.skip(1),
-        })?;
-        Some(Some(app))
+        self.or_null(|r| {
+            let mut app = Application::default();
+            members!(r, app: "id" / 1 => id: lenient_text)?;
+            Some(app)
+        })
     }
 }
 
