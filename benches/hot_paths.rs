@@ -14,8 +14,8 @@ use std::hint::black_box;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 
-use whatsapp_exporter::collector::message_history::scan_page;
-use whatsapp_exporter::collector::{TargetState, Walk};
+use whatsapp_exporter::collector::TargetState;
+use whatsapp_exporter::collector::message_history::ScanInto;
 use whatsapp_exporter::graph::client::{decode_response, decode_response_into};
 use whatsapp_exporter::graph::model::{MessageHistory, Page, Text};
 use whatsapp_exporter::graph::paging::PageVisitor;
@@ -59,29 +59,6 @@ fn page_bytes() -> Vec<u8> {
         }
     }))
     .unwrap()
-}
-
-/// Counts a page into a target's state, as the driver's visitor does.
-struct Count<'a> {
-    st: &'a mut TargetState,
-    walk: &'a Walk,
-}
-
-impl PageVisitor<MessageHistory> for Count<'_> {
-    type Out = Scanned;
-
-    fn visit<S: Text>(&mut self, page: &Page<MessageHistory<S>>) -> Scanned {
-        let scan = scan_page(page, self.st, self.walk);
-        Scanned {
-            new: scan.new,
-            seen: scan.seen,
-        }
-    }
-}
-
-struct Scanned {
-    new: usize,
-    seen: usize,
 }
 
 /// Only the decode: the page's number of messages.
@@ -154,7 +131,7 @@ fn decode_and_count(c: &mut Criterion) {
                 let scan = visit(
                     black_box(&bytes),
                     &token,
-                    Count {
+                    ScanInto {
                         st: &mut st,
                         walk: &walk,
                     },
@@ -169,7 +146,7 @@ fn decode_and_count(c: &mut Criterion) {
     visit(
         &bytes,
         &token,
-        Count {
+        ScanInto {
             st: &mut warm,
             walk: &walk,
         },
@@ -179,7 +156,7 @@ fn decode_and_count(c: &mut Criterion) {
             let scan = visit(
                 black_box(&bytes),
                 &token,
-                Count {
+                ScanInto {
                     st: &mut warm,
                     walk: &walk,
                 },

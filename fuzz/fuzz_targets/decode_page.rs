@@ -4,25 +4,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use whatsapp_exporter::collector::seen::SeenEvents;
-use whatsapp_exporter::collector::{TargetState, Walk, activities, message_history};
+use whatsapp_exporter::collector::{TargetState, activities, message_history};
 use whatsapp_exporter::graph::client::{decode_response, decode_response_into};
-use whatsapp_exporter::graph::model::{Activity, MessageHistory, Page, Text};
-use whatsapp_exporter::graph::paging::PageVisitor;
+use whatsapp_exporter::graph::model::{Activity, MessageHistory};
 use whatsapp_exporter::secret::AccessToken;
-
-/// Scans a page into a target's state, as the driver does.
-struct Rescan<'a> {
-    st: &'a mut TargetState,
-    walk: &'a Walk,
-}
-
-impl PageVisitor<MessageHistory> for Rescan<'_> {
-    type Out = usize;
-
-    fn visit<S: Text>(&mut self, page: &Page<MessageHistory<S>>) -> usize {
-        message_history::scan_page(page, self.st, self.walk).new
-    }
-}
 
 fuzz_target!(|input: &[u8]| {
     let Some((&status_byte, body)) = input.split_first() else {
@@ -39,14 +24,14 @@ fuzz_target!(|input: &[u8]| {
             let again = message_history::scan_page(&page, &mut st, &walk);
             assert_eq!(again.new, 0);
             // The borrowed decode (what the client scans) reads it alike.
-            let mut rescan = Rescan {
+            let mut rescan = message_history::ScanInto {
                 st: &mut st,
                 walk: &walk,
             };
-            let (new, _) =
+            let (tally, _) =
                 decode_response_into::<MessageHistory, _>(status, body, &token, &mut rescan)
                     .expect("decodes as owned did");
-            assert_eq!(new, 0);
+            assert_eq!(tally.new, 0);
         }
         Err(e) => assert!(!e.to_string().contains("FUZZ-TOKEN-123")),
     }

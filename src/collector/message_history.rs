@@ -18,6 +18,7 @@ use crate::collector::target::{Phase, Scan, TargetState, Walk, widen};
 use crate::fnv;
 use crate::graph::Edge;
 use crate::graph::model::{MessageHistory, Page, StatusEvent, Text};
+use crate::graph::paging::PageVisitor;
 use crate::metrics::EventMetrics;
 use crate::metrics::labels::{
     DeliveryErrorLabels, PhoneLabels, StatusLabels, WebhookLabels, label_str,
@@ -213,6 +214,40 @@ pub fn scan_page<'p, S: Text>(
             .is_some_and(|(oldest, _)| oldest < walk.head_from);
     scan.stop = scan.edge || past_head;
     scan
+}
+
+/// A [`PageVisitor`] that scans each page it is handed into a target's
+/// state with [`scan_page`], as the driver does before it counts: how the
+/// benchmarks and the fuzz target drive the client's borrowed decode.
+pub struct ScanInto<'a> {
+    /// The target's state the pages are scanned into.
+    pub st: &'a mut TargetState,
+    /// The walk they are scanned in.
+    pub walk: &'a Walk,
+}
+
+/// What [`ScanInto`] found on a page: the tallies of its [`Scan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Events not seen before.
+    pub new: usize,
+    /// Events seen before that changed.
+    pub changed: usize,
+    /// Events seen before, unchanged.
+    pub seen: usize,
+}
+
+impl PageVisitor<MessageHistory> for ScanInto<'_> {
+    type Out = Tally;
+
+    fn visit<S: Text>(&mut self, page: &Page<MessageHistory<S>>) -> Tally {
+        let scan = scan_page(page, self.st, self.walk);
+        Tally {
+            new: scan.new,
+            changed: scan.changed,
+            seen: scan.seen,
+        }
+    }
 }
 
 /// The dedupe key of an event: its id, else the fields that make it this
