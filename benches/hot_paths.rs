@@ -24,6 +24,10 @@ use whatsapp_exporter::metrics::labels::{MESSAGE_HISTORY, StatusLabels, WebhookL
 use whatsapp_exporter::metrics::{Exposition, Metrics, Scope, TargetLabels};
 use whatsapp_exporter::secret::AccessToken;
 
+/// The binary's allocator, so the hot paths are measured as they run (see `whatsapp_exporter::Allocator`).
+#[global_allocator]
+static ALLOCATOR: whatsapp_exporter::Allocator = whatsapp_exporter::Allocator;
+
 const NOW: i64 = 1_795_000_000;
 const STATUSES: [&str; 5] = ["SENT", "DELIVERED", "READ", "FAILED", "DELETED"];
 

@@ -24,6 +24,10 @@ use whatsapp_exporter::fnv;
 use whatsapp_exporter::server::{self, AppState, Options};
 use whatsapp_exporter::sim::{Fault, SimActivity, SimEvent, Simulator};
 
+/// The binary's allocator, so the exporter is measured as it runs (see `whatsapp_exporter::Allocator`).
+#[global_allocator]
+static ALLOCATOR: whatsapp_exporter::Allocator = whatsapp_exporter::Allocator;
+
 const TOKEN: &str = "EAAG-scale-token";
 
 #[derive(Parser)]

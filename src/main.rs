@@ -7,6 +7,10 @@ use clap::Parser;
 use whatsapp_exporter::cli::{self, Flags};
 use whatsapp_exporter::{config, telemetry};
 
+/// The binary's allocator (see `whatsapp_exporter::Allocator`).
+#[global_allocator]
+static ALLOCATOR: whatsapp_exporter::Allocator = whatsapp_exporter::Allocator;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let flags = Flags::parse();
