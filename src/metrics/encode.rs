@@ -68,8 +68,18 @@ impl Format {
 
 /// Encodes the registry in the given format.
 pub fn encode(registry: &Registry, format: Format) -> Result<String, std::fmt::Error> {
-    let mut om = String::with_capacity(64 * 1024);
-    prometheus_client::encoding::text::encode(&mut om, registry)?;
+    let mut text = encode_registry(registry, format)?;
+    if format == Format::OpenMetrics {
+        prometheus_client::encoding::text::encode_eof(&mut text)?;
+    }
+    Ok(text)
+}
+
+/// Encodes the registry's families in the given format, without the
+/// OpenMetrics `# EOF` line: a part of an answer.
+pub fn encode_registry(registry: &Registry, format: Format) -> Result<String, std::fmt::Error> {
+    let mut om = String::with_capacity(4 * 1024);
+    prometheus_client::encoding::text::encode_registry(&mut om, registry)?;
     Ok(match format {
         Format::OpenMetrics => om,
         Format::Classic => openmetrics_to_classic(&om),

@@ -13,7 +13,7 @@ use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::metrics::encode::{Format, encode};
+use crate::metrics::encode::{Format, encode_registry};
 use crate::metrics::labels::TargetLabels;
 
 /// What one response shows.
@@ -86,20 +86,25 @@ impl EncodeMetric for InScope {
     }
 }
 
-/// One registered family.
+/// One registered family, with the registry that shows all of it.
 #[derive(Debug)]
 struct Described {
     name: &'static str,
     help: String,
     family: Arc<dyn Scoped>,
+    whole: Registry,
 }
 
 /// Every family the exporter exposes, in registration order: the metric
 /// groups register into it. Read-only once built.
+///
+/// An answer is made of parts, one per family, each in the response's
+/// format and each made on its own ([`Exposition::encode_part`]), so that the
+/// server can make them on several threads at once and join them in order
+/// ([`Exposition::join`]); [`Exposition::encode`] makes them one after the other.
 #[derive(Debug, Default)]
 pub struct Exposition {
     families: Vec<Described>,
-    whole: Registry,
 }
 
 impl Exposition {
@@ -108,7 +113,8 @@ impl Exposition {
     pub fn register(&mut self, name: &'static str, help: impl Into<String>, family: impl Scoped) {
         let family: Arc<dyn Scoped> = Arc::new(family);
         let help = help.into();
-        self.whole.register(
+        let mut whole = Registry::default();
+        whole.register(
             name,
             help.clone(),
             InScope {
@@ -116,18 +122,37 @@ impl Exposition {
                 scope: Arc::default(),
             },
         );
-        self.families.push(Described { name, help, family });
+        self.families.push(Described {
+            name,
+            help,
+            family,
+            whole,
+        });
     }
 
-    /// The answer for `scope` in `format`.
-    pub fn encode(&self, format: Format, scope: &Scope) -> Result<String, fmt::Error> {
-        if scope.is_whole() {
-            return encode(&self.whole, format);
-        }
-        let scope = Arc::new(scope.clone());
-        let mut registry = Registry::default();
-        for d in &self.families {
-            registry.register(
+    /// The number of parts of an answer (the families registered).
+    pub fn parts(&self) -> usize {
+        self.families.len()
+    }
+
+    /// Part `i` of the answer for `scope` in `format`: family `i`'s metadata
+    /// and the series `scope` shows, or nothing when it shows none. Past the
+    /// last family, an empty part.
+    pub fn encode_part(
+        &self,
+        i: usize,
+        format: Format,
+        scope: &Arc<Scope>,
+    ) -> Result<String, fmt::Error> {
+        let Some(d) = self.families.get(i) else {
+            return Ok(String::new());
+        };
+        let scoped;
+        let registry = if scope.is_whole() {
+            &d.whole
+        } else {
+            let mut r = Registry::default();
+            r.register(
                 d.name,
                 d.help.clone(),
                 InScope {
@@ -135,8 +160,34 @@ impl Exposition {
                     scope: scope.clone(),
                 },
             );
+            scoped = r;
+            &scoped
+        };
+        encode_registry(registry, format)
+    }
+
+    /// The answer made of `parts` (in family order) in `format`.
+    pub fn join(parts: &[String], format: Format) -> String {
+        let eof = match format {
+            Format::OpenMetrics => "# EOF\n",
+            Format::Classic => "",
+        };
+        let mut out =
+            String::with_capacity(parts.iter().map(String::len).sum::<usize>() + eof.len());
+        for p in parts {
+            out.push_str(p);
         }
-        encode(&registry, format)
+        out.push_str(eof);
+        out
+    }
+
+    /// The answer for `scope` in `format`, its parts made one after the other.
+    pub fn encode(&self, format: Format, scope: &Scope) -> Result<String, fmt::Error> {
+        let scope = Arc::new(scope.clone());
+        let parts = (0..self.parts())
+            .map(|i| self.encode_part(i, format, &scope))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::join(&parts, format))
     }
 }
 

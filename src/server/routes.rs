@@ -2,7 +2,8 @@
 //! answer in the negotiated format), the landing page, health, readiness
 //! and reload.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -19,7 +20,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::collector::Selection;
 use crate::config::CollectorKind;
 use crate::metrics::encode::Format;
-use crate::metrics::{Scope, TargetLabels};
+use crate::metrics::{Exposition, Scope, TargetLabels};
 use crate::server::state::{AppState, REVISION, VERSION};
 use crate::telemetry;
 use crate::web;
@@ -164,7 +165,8 @@ async fn scrape(
         }
     };
     span.record("unfinished", down.len());
-    let response = match state.exposition.encode(format, &Scope { only, down }) {
+    let scope = Scope { only, down };
+    let response = match encode_answer(state.exposition.clone(), format, scope).await {
         Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot encode metrics");
@@ -176,6 +178,54 @@ async fn scrape(
         i64::from(response.status().as_u16()),
     );
     response
+}
+
+/// The answer for `scope` in `format`. Its parts, one per family, are made
+/// on Tokio's blocking pool by as many threads as there are CPUs, each taking
+/// the next family not yet taken, and joined in order: the largest answers
+/// (10,000 numbers, about 280,000 series) take a quarter of a second on one
+/// core, which a scrape would otherwise wait out on one core while holding
+/// up one of the server's workers.
+async fn encode_answer(
+    exposition: Arc<Exposition>,
+    format: Format,
+    scope: Scope,
+) -> Result<String, String> {
+    let parts = exposition.parts();
+    let threads = encode_threads().min(parts).max(1);
+    let scope = Arc::new(scope);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let (exposition, scope, next) = (exposition.clone(), scope.clone(), next.clone());
+        workers.push(tokio::task::spawn_blocking(move || {
+            let mut made = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= exposition.parts() {
+                    return Ok::<_, std::fmt::Error>(made);
+                }
+                made.push((i, exposition.encode_part(i, format, &scope)?));
+            }
+        }));
+    }
+    let mut made = vec![String::new(); parts];
+    for w in workers {
+        let done = w
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        for (i, part) in done {
+            made[i] = part;
+        }
+    }
+    Ok(Exposition::join(&made, format))
+}
+
+/// Threads that encode one answer: the CPUs this process may use, read once.
+fn encode_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// `X-Prometheus-Scrape-Timeout-Seconds` minus the offset, from now.

@@ -50,8 +50,8 @@ impl Default for Options {
 
 /// Everything a request needs; built once.
 pub struct AppState {
-    /// Every family, read-only after setup.
-    pub exposition: Exposition,
+    /// Every family, read-only after setup (shared with the threads that encode an answer).
+    pub exposition: Arc<Exposition>,
     /// The targets and their collection.
     pub fleet: Arc<Fleet>,
     /// Server options.
@@ -75,7 +75,7 @@ impl AppState {
             metrics,
         )?;
         Ok(Arc::new(AppState {
-            exposition,
+            exposition: Arc::new(exposition),
             fleet: Arc::new(fleet),
             options,
             http,
