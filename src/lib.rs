@@ -73,7 +73,8 @@ pub mod web;
 /// the binary, the scale program and the hot_paths benchmark, so that they
 /// measure what the binary runs): mimalloc. glibc's malloc consolidates its
 /// free lists on every free of a chunk of 64 KiB or more, as a page's body
-/// is; see BENCHMARKS.md. A library cannot declare it for them: a program
+/// is; see BENCHMARKS.md. Built without transparent huge pages, which
+/// cost a quarter more RSS. A library cannot declare it for them: a program
 /// with an allocator of its own (examples/seen_memory.rs counts bytes) could
 /// not link.
 pub use mimalloc::MiMalloc as Allocator;
