@@ -11,6 +11,7 @@
 //!   validation reporting every problem with its line (`validate`, `problem`), targets with
 //!   their tokens, collectors and shards (`target`).
 //! - [`secret`]: the access token newtype that never prints.
+//! - [`Allocator`]: mimalloc, which the binary, the scale program and hot_paths declare.
 //! - [`fnv`]: the stable hash that keys remembered events and assigns shards.
 //! - [`error`]: `GraphError`: its `error_code` label, rate-limit scope, retryability, hint.
 //! - [`graph`]: the Graph edges and node reads (`edge`), the one HTTP client with retries
@@ -31,10 +32,10 @@
 //! - [`metrics`]: the metric groups (`api`, `collection`, `events`, `phones`, `health`:
 //!   entities' sending state and templates, `process`, `http`: the server's connections and refusals),
 //!   their label sets, values and caps (`labels`), families that list their series (`tracked`),
-//!   what the groups share (`shared`), the answer of one scrape built from them
-//!   (`exposition`), both text formats (`encode`).
+//!   what the groups share (`shared`), the answer of one scrape built from them, one part per
+//!   family (`exposition`), both text formats (`encode`).
 //! - [`server`]: HTTP only: what requests share (`state`), `router(state)` and its handlers
-//!   (`routes`); `run(listener, state, shutdown)`: accept loop, TLS, bounded graceful
+//!   (`routes`, which makes an answer's parts on every CPU); `run(listener, state, shutdown)`: accept loop, TLS, bounded graceful
 //!   shutdown, binding, signals (`listen`); every connection watched against the
 //!   read-header and idle timeouts and the connection bound (`conn`).
 //! - [`web`]: `--web.config.file` in exporter-toolkit's format: re-read on change, the
