@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use crate::sim::delay::delay;
 use crate::sim::records::{Fault, SimMessage, SimPhoneNumber, Stored};
 use crate::sim::render::{
     activity_json, decode_cursor, message_json, page, parse_fields, phone_json, render_page,
@@ -164,7 +165,7 @@ async fn answer(
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         }
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::Delay(d)) => delay(d).await,
         Some(Fault::Sequence(_)) | None => {}
     }
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {

@@ -14,6 +14,7 @@
 //! exporter's model types, so a misspelt field fails a test instead of
 //! passing on both sides.
 
+mod delay;
 pub mod demo;
 mod http;
 mod records;

@@ -1,0 +1,133 @@
+//! The latency of [`Fault::Delay`](crate::sim::Fault::Delay), kept to what
+//! was asked.
+//!
+//! Tokio's timer counts in whole milliseconds and rounds every deadline up
+//! to its next tick: a `tokio::time::sleep` of 10 ms took 1.1 ms longer
+//! (median of 40, BENCHMARKS.md section 6), on every request. The scale
+//! program charges that to the exporter, 48 requests in a row at 1,000 x 3.
+//! Here one thread keeps the waiting requests' deadlines in order and
+//! sleeps to the nearest with the operating system's timer: 0.1 ms late.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::OnceLock;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+/// Waits `d` from now: never less, and not a millisecond tick more.
+pub(super) async fn delay(d: Duration) {
+    let deadline = Instant::now() + d;
+    let (wake, woken) = oneshot::channel();
+    let queued = timer().is_some_and(|t| {
+        t.send(Waiting {
+            deadline,
+            wake: Reverse(wake),
+        })
+        .is_ok()
+    });
+    // Without the thread (it could not start), Tokio's timer.
+    if !queued || woken.await.is_err() {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
+/// A request waiting for its deadline.
+struct Waiting {
+    deadline: Instant,
+    /// `Reverse` only to keep the sender out of the ordering below.
+    wake: Reverse<oneshot::Sender<()>>,
+}
+
+impl PartialEq for Waiting {
+    fn eq(&self, other: &Self) -> bool {
+        self.deadline == other.deadline
+    }
+}
+
+impl Eq for Waiting {}
+
+impl PartialOrd for Waiting {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Waiting {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.deadline.cmp(&other.deadline)
+    }
+}
+
+/// The timer thread's queue, started on first use (`None` if it could not be).
+fn timer() -> Option<&'static Sender<Waiting>> {
+    static TIMER: OnceLock<Option<Sender<Waiting>>> = OnceLock::new();
+    TIMER
+        .get_or_init(|| {
+            let (tx, rx) = mpsc::channel();
+            std::thread::Builder::new()
+                .name("sim-timer".into())
+                .spawn(move || run(rx))
+                .ok()
+                .map(|_| tx)
+        })
+        .as_ref()
+}
+
+/// Wakes each waiting request at its deadline, the nearest first.
+fn run(queue: Receiver<Waiting>) {
+    let mut waiting: BinaryHeap<Reverse<Waiting>> = BinaryHeap::new();
+    loop {
+        let next = match waiting.peek() {
+            None => queue.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(Reverse(w)) => {
+                queue.recv_timeout(w.deadline.saturating_duration_since(Instant::now()))
+            }
+        };
+        match next {
+            Ok(w) => waiting.push(Reverse(w)),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let now = Instant::now();
+        while waiting.peek().is_some_and(|Reverse(w)| w.deadline <= now) {
+            if let Some(Reverse(w)) = waiting.pop() {
+                // A request that is gone (its client hung up) wakes no one.
+                let _ = w.wake.0.send(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn delays_are_never_short_and_wake_in_deadline_order() {
+        let start = Instant::now();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        // Queued longest first, so the thread must reorder them.
+        for ms in [40u64, 5, 20, 0, 10] {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                delay(Duration::from_millis(ms)).await;
+                let _ = tx.send((ms, start.elapsed()));
+            });
+        }
+        drop(tx);
+        let mut woke = Vec::new();
+        while let Some(w) = rx.recv().await {
+            woke.push(w);
+        }
+        let order: Vec<u64> = woke.iter().map(|(ms, _)| *ms).collect();
+        assert_eq!(order, [0, 5, 10, 20, 40]);
+        for (ms, elapsed) in woke {
+            assert!(
+                elapsed >= Duration::from_millis(ms),
+                "{ms} ms woke after {elapsed:?}"
+            );
+        }
+    }
+}
