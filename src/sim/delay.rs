@@ -10,8 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::OnceLock;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -19,17 +18,65 @@ use tokio::sync::oneshot;
 /// Waits `d` from now: never less, and not a millisecond tick more.
 pub(super) async fn delay(d: Duration) {
     let deadline = Instant::now() + d;
+    let Some(timer) = timer() else {
+        // Without the thread (it could not start), Tokio's timer.
+        return tokio::time::sleep_until(deadline.into()).await;
+    };
     let (wake, woken) = oneshot::channel();
-    let queued = timer().is_some_and(|t| {
-        t.send(Waiting {
+    {
+        let mut waiting = timer.waiting();
+        let sooner = waiting
+            .peek()
+            .is_none_or(|Reverse(w)| deadline < w.deadline);
+        waiting.push(Reverse(Waiting {
             deadline,
             wake: Reverse(wake),
-        })
-        .is_ok()
-    });
-    // Without the thread (it could not start), Tokio's timer.
-    if !queued || woken.await.is_err() {
-        tokio::time::sleep_until(deadline.into()).await;
+        }));
+        // The thread sleeps to the nearest deadline: it needs waking only
+        // when this one comes first (with equal delays, never).
+        if sooner {
+            timer.changed.notify_one();
+        }
+    }
+    let _ = woken.await;
+}
+
+/// The requests waiting, nearest deadline first, and the thread that wakes them.
+struct Timer {
+    queue: Mutex<BinaryHeap<Reverse<Waiting>>>,
+    changed: Condvar,
+}
+
+impl Timer {
+    fn waiting(&self) -> MutexGuard<'_, BinaryHeap<Reverse<Waiting>>> {
+        // A heap is whole between pushes and pops; a panic cannot tear it.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes each waiting request at its deadline, the nearest first.
+    fn run(&self) {
+        let mut waiting = self.waiting();
+        loop {
+            let now = Instant::now();
+            while waiting.peek().is_some_and(|Reverse(w)| w.deadline <= now) {
+                if let Some(Reverse(w)) = waiting.pop() {
+                    // A request that is gone (its client hung up) wakes no one.
+                    let _ = w.wake.0.send(());
+                }
+            }
+            waiting = match waiting.peek().map(|Reverse(w)| w.deadline - now) {
+                None => self
+                    .changed
+                    .wait(waiting)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(left) => {
+                    self.changed
+                        .wait_timeout(waiting, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
     }
 }
 
@@ -60,44 +107,23 @@ impl Ord for Waiting {
     }
 }
 
-/// The timer thread's queue, started on first use (`None` if it could not be).
-fn timer() -> Option<&'static Sender<Waiting>> {
-    static TIMER: OnceLock<Option<Sender<Waiting>>> = OnceLock::new();
+/// The timer, its thread started on first use (`None` if it could not be).
+fn timer() -> Option<&'static Timer> {
+    static TIMER: OnceLock<Option<Arc<Timer>>> = OnceLock::new();
     TIMER
         .get_or_init(|| {
-            let (tx, rx) = mpsc::channel();
+            let timer = Arc::new(Timer {
+                queue: Mutex::new(BinaryHeap::new()),
+                changed: Condvar::new(),
+            });
+            let run = Arc::clone(&timer);
             std::thread::Builder::new()
                 .name("sim-timer".into())
-                .spawn(move || run(rx))
+                .spawn(move || run.run())
                 .ok()
-                .map(|_| tx)
+                .map(|_| timer)
         })
-        .as_ref()
-}
-
-/// Wakes each waiting request at its deadline, the nearest first.
-fn run(queue: Receiver<Waiting>) {
-    let mut waiting: BinaryHeap<Reverse<Waiting>> = BinaryHeap::new();
-    loop {
-        let next = match waiting.peek() {
-            None => queue.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(Reverse(w)) => {
-                queue.recv_timeout(w.deadline.saturating_duration_since(Instant::now()))
-            }
-        };
-        match next {
-            Ok(w) => waiting.push(Reverse(w)),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
-        }
-        let now = Instant::now();
-        while waiting.peek().is_some_and(|Reverse(w)| w.deadline <= now) {
-            if let Some(Reverse(w)) = waiting.pop() {
-                // A request that is gone (its client hung up) wakes no one.
-                let _ = w.wake.0.send(());
-            }
-        }
-    }
+        .as_deref()
 }
 
 #[cfg(test)]
