@@ -46,7 +46,8 @@
 //!   and the tracer provider (`otlp`).
 //! - [`sim`]: the Graph API simulator used by the tests and `--demo`: its data and handle
 //!   (`store`), what tests put in (`records`), serving and routing (`http`), JSON and pages
-//!   (`render`), the demo (`demo`).
+//!   (`render`), the latency asked for, not rounded up to Tokio's millisecond ticks (`delay`),
+//!   the demo (`demo`).
 //!
 //! One scrape: `server` -> `collector::Fleet` (discovery, then each target through the
 //! driver: `graph` pages -> scan -> dedupe and state changes -> counters -> gauges; then
