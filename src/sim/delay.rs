@@ -18,27 +18,27 @@ use tokio::sync::oneshot;
 /// Waits `d` from now: never less, and not a millisecond tick more.
 pub(super) async fn delay(d: Duration) {
     let deadline = Instant::now() + d;
-    let Some(timer) = timer() else {
-        // Without the thread (it could not start), Tokio's timer.
-        return tokio::time::sleep_until(deadline.into()).await;
-    };
-    let (wake, woken) = oneshot::channel();
-    {
-        let mut waiting = timer.waiting();
-        let sooner = waiting
-            .peek()
-            .is_none_or(|Reverse(w)| deadline < w.deadline);
-        waiting.push(Reverse(Waiting { deadline, wake }));
-        // The thread sleeps to the nearest deadline: it needs waking only
-        // when this one comes first (with equal delays, never).
-        if sooner {
-            timer.changed.notify_one();
+    if let Some(timer) = timer() {
+        let (wake, woken) = oneshot::channel();
+        {
+            let mut waiting = timer.waiting();
+            let sooner = waiting
+                .peek()
+                .is_none_or(|Reverse(w)| deadline < w.deadline);
+            waiting.push(Reverse(Waiting { deadline, wake }));
+            // The thread sleeps to the nearest deadline: it needs waking only
+            // when this one comes first (with equal delays, never).
+            if sooner {
+                timer.changed.notify_one();
+            }
+        }
+        if woken.await.is_ok() {
+            return;
         }
     }
-    if woken.await.is_err() {
-        // The thread is gone (it cannot be, short of a panic): never less.
-        tokio::time::sleep_until(deadline.into()).await;
-    }
+    // Without the thread (it could not start, or is gone, which takes a
+    // panic), Tokio's timer: never less.
+    tokio::time::sleep_until(deadline.into()).await;
 }
 
 /// The requests waiting, nearest deadline first, and the thread that wakes them.
